@@ -1,0 +1,114 @@
+"""The normalization switch: one factory ``(channels) -> nn.Module`` for every norm kind.
+
+GN follows the paper: statistics per sample over a group of C/G channels and all of (T, H, W).
+LN and IN are GN with G=1 and G=C (the paper's definitions), not ``nn.LayerNorm`` over the last dim
+and not ``nn.InstanceNorm3d(affine=False)``. BN keeps per-device statistics; only ``syncbn`` syncs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORM_KINDS = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in", "none")
+
+
+class FrozenBatchNorm3d(nn.Module):
+    """BatchNorm with fixed statistics and affine parameters, all buffers (nothing trains).
+
+    Uses ``F.batch_norm(training=False)`` so it behaves the same in train and eval mode and on any
+    rank. Only meaningful when loaded from pretrained (e.g. inflated ImageNet) weights.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # BN checkpoints carry num_batches_tracked; frozen BN has no use for it.
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, FrozenBatchNorm3d, nn.LayerNorm,
+               nn.modules.instancenorm._InstanceNorm)
+
+
+def is_norm(module: nn.Module) -> bool:
+    """The one predicate every policy (zero-γ init, weight-decay groups, inflation) uses."""
+    return isinstance(module, _NORM_TYPES)
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """Builds the norm layer of a network: ``spec(channels, name=...) -> nn.Module``.
+
+    Args:
+        kind: one of ``bn, syncbn, frozen_bn, gn, ln, in, none``.
+        num_groups: GN groups G (the paper's default 32). Ignored if ``group_size`` is set.
+        group_size: channels per GN group instead of a fixed G (G = C / group_size).
+        eps: numerical epsilon of every kind.
+        momentum: running-statistics momentum of the BN kinds.
+    """
+
+    kind: str = "gn"
+    num_groups: int = 32
+    group_size: int | None = None
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+    def __post_init__(self):
+        if self.kind not in NORM_KINDS:
+            raise ValueError(f"norm.kind={self.kind!r} is not one of {', '.join(NORM_KINDS)}")
+
+    def groups_for(self, channels: int, name: str = "norm") -> int:
+        """Number of groups a GN-family layer over ``channels`` uses; raises if it does not divide."""
+        if self.kind == "ln":
+            return 1
+        if self.kind == "in":
+            return channels
+        if self.group_size is not None:
+            if channels % self.group_size:
+                raise ValueError(
+                    f"{name}: norm.group_size={self.group_size} does not divide its {channels} channels"
+                )
+            return channels // self.group_size
+        if channels % self.num_groups:
+            raise ValueError(
+                f"{name}: norm.num_groups={self.num_groups} does not divide its {channels} channels "
+                f"(use a G that divides {channels}, or norm.group_size)"
+            )
+        return self.num_groups
+
+    def __call__(self, channels: int, name: str = "norm") -> nn.Module:
+        if self.kind == "bn":
+            return nn.BatchNorm3d(channels, eps=self.eps, momentum=self.momentum)
+        if self.kind == "syncbn":
+            # Converts to plain BN math when no process group is initialised (single process).
+            return nn.SyncBatchNorm(channels, eps=self.eps, momentum=self.momentum)
+        if self.kind == "frozen_bn":
+            return FrozenBatchNorm3d(channels, eps=self.eps)
+        if self.kind == "none":
+            return nn.Identity()
+        return nn.GroupNorm(self.groups_for(channels, name), channels, eps=self.eps)
+
+    @classmethod
+    def from_config(cls, cfg) -> "NormSpec":
+        """From a ``conf/norm/*.yaml`` mapping (plain keys, no ``_target_``)."""
+        return cls(**{k: cfg[k] for k in cfg if k in cls.__dataclass_fields__})

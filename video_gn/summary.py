@@ -1,0 +1,84 @@
+"""Model summary: per-stage output shapes, parameters, forward GFLOPs per clip, and on CUDA the peak
+memory of one training step at ``data.batch_size_per_device``.
+
+    python -m video_gn.summary model=i3d_r50 norm=gn data.frames_per_clip=64 [summary.format=json]
+"""
+
+from __future__ import annotations
+
+import json
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
+
+from video_gn.models import build_network
+
+
+def summarize(cfg: DictConfig) -> dict:
+    """Shapes and FLOPs from one forward of a single clip; peak memory from one fwd+bwd on CUDA."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg["pretrained_2d"] = None  # shapes and costs do not depend on the weights
+    model = build_network(model_cfg, OmegaConf.to_container(cfg.norm, resolve=True),
+                          cfg.data.num_classes).eval()
+    d = cfg.data
+    x = torch.zeros(1, 3, d.frames_per_clip, d.crop_size, d.crop_size)
+    stages = []
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        for name, stage in model.stages():
+            x = stage(x)
+            stages.append({"name": name, "output_shape": list(x.shape[1:])})
+        model.head(x)
+    result = {
+        "arch": cfg.model.arch,
+        "norm": cfg.norm.kind,
+        "input_shape": [3, d.frames_per_clip, d.crop_size, d.crop_size],
+        "params": sum(p.numel() for p in model.parameters()),
+        "gflops": flops.get_total_flops() / 1e9,
+        "stages": stages,
+    }
+    if torch.cuda.is_available():
+        result["batch_size_per_device"] = d.batch_size_per_device
+        result["peak_memory_gib"] = peak_training_memory_gib(model, d.batch_size_per_device,
+                                                             result["input_shape"])
+    return result
+
+
+def peak_training_memory_gib(model: torch.nn.Module, batch_size: int, clip_shape: list[int]) -> float:
+    """Peak CUDA memory of one bf16-autocast SGD step (weights, activations, grads, momentum)."""
+    model = model.cuda().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch_size, *clip_shape, device="cuda")
+    y = torch.zeros(batch_size, dtype=torch.long, device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**30
+
+
+def format_table(s: dict) -> str:
+    rows = [f"{s['arch']} / norm={s['norm']}   input C×T×H×W = {'×'.join(map(str, s['input_shape']))}",
+            f"{'stage':<8} {'output C×T×H×W':>22}"]
+    rows += [f"{st['name']:<8} {'×'.join(map(str, st['output_shape'])):>22}" for st in s["stages"]]
+    rows.append(f"params: {s['params'] / 1e6:.2f}M   forward: {s['gflops']:.1f} GFLOPs per clip")
+    if "peak_memory_gib" in s:
+        rows.append(f"peak training memory at {s['batch_size_per_device']} clips/device "
+                    f"(bf16 autocast, SGD): {s['peak_memory_gib']:.2f} GiB")
+    return "\n".join(rows)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="summary")
+def main(cfg: DictConfig) -> None:
+    fmt = cfg.summary.format
+    if fmt not in ("table", "json"):
+        raise ValueError(f"summary.format={fmt!r} is not one of table, json")
+    s = summarize(cfg)
+    print(json.dumps(s) if fmt == "json" else format_table(s))
+
+
+if __name__ == "__main__":
+    main()
