@@ -1,0 +1,175 @@
+"""Re-encode one video into a training clip with PyAV (its bundled FFmpeg has libx264).
+
+Trim to a time window (full-length sources), apply the display rotation, scale so the short side
+is ``short_side`` (even sizes, aspect kept), H.264 with a short keyframe interval (fast random access
+when sampling by frame index), constant frame rate, no audio. Written to a temporary name and
+renamed, so a clip on disk is always complete.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+class UnusableVideo(Exception):
+    """The source cannot give a clip; ``reason`` is the report's category."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    short_side: int = 256
+    keyframe_interval: int = 16
+    crf: int = 23
+    preset: str = "veryfast"
+    min_frames: int = 8
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    bad_packets: int = 0  # undecodable packets skipped (the clip kept what survived)
+
+
+def decoded_frames(container, stream, start: float | None = None, end: float | None = None):
+    """Frames of ``stream`` in [start, end) seconds; undecodable packets are skipped and counted.
+
+    Yields ``(frame, bad_packets_so_far)``.
+    """
+    tb = stream.time_base
+    if start:
+        container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
+    bad = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            bad += 1
+            continue
+        for frame in frames:
+            t = float(frame.pts * tb) if frame.pts is not None else None
+            if t is not None and start is not None and t < start:
+                continue
+            if t is not None and end is not None and t >= end:
+                return
+            yield frame, bad
+
+
+def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(w, h) with the short side ``short_side`` and the aspect kept, both even (yuv420p)."""
+    scale = short_side / min(width, height)
+    return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
+
+
+def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = EncodeSettings(),
+                start: float | None = None, end: float | None = None) -> ClipInfo:
+    """Re-encodes ``src`` (optionally the window [start, end) s) to ``dst`` atomically."""
+    src, dst = Path(src), Path(dst)
+    if src.stat().st_size == 0:
+        raise UnusableVideo("empty_file", f"{src} has 0 bytes")
+    try:
+        container = av.open(str(src))
+    except av.error.FFmpegError as e:
+        raise UnusableVideo("undecodable", f"{src}: cannot open ({e})") from None
+    tmp = dst.with_name(f".{dst.stem}.tmp{os.getpid()}{dst.suffix}")
+    try:
+        if not container.streams.video:
+            raise UnusableVideo("undecodable", f"{src}: no video stream")
+        info = _transcode(container, container.streams.video[0], tmp, settings, start, end)
+    except UnusableVideo:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as e:  # any decoder/encoder failure is the video's, reported not raised
+        tmp.unlink(missing_ok=True)
+        raise UnusableVideo("undecodable", f"{src}: {type(e).__name__}: {e}") from None
+    finally:
+        container.close()
+    os.replace(tmp, dst)
+    return info
+
+
+def open_h264(path: Path, width: int, height: int, rate, settings: EncodeSettings):
+    """An mp4 container with one H.264 stream: fixed keyframe interval, no scene-cut keyframes."""
+    out = av.open(str(path), mode="w", format="mp4")
+    video = out.add_stream("libx264", rate=rate)
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.codec_context.gop_size = settings.keyframe_interval
+    video.options = {"crf": str(settings.crf), "preset": settings.preset,
+                     "x264-params": f"keyint={settings.keyframe_interval}:"
+                                    f"min-keyint={settings.keyframe_interval}:scenecut=0"}
+    video.thread_count = 1  # prep runs one process per core; one encoder thread each
+    return out, video
+
+
+def write_frames(frames: np.ndarray, dst: str | Path, fps: float,
+                 settings: EncodeSettings = EncodeSettings()) -> ClipInfo:
+    """Encodes uint8 RGB frames ``[T, H, W, 3]`` (even H, W) to ``dst`` atomically."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.stem}.tmp{os.getpid()}{dst.suffix}")
+    rate = Fraction(fps).limit_denominator(1001)
+    out, video = open_h264(tmp, frames.shape[2], frames.shape[1], rate, settings)
+    try:
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1) / rate
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    finally:
+        out.close()
+    os.replace(tmp, dst)
+    return ClipInfo(len(frames), float(rate), frames.shape[2], frames.shape[1])
+
+
+def _transcode(container, stream, tmp: Path, settings: EncodeSettings, start, end) -> ClipInfo:
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+    out = None
+    written = bad = 0
+    try:
+        for frame, bad in decoded_frames(container, stream, start, end):
+            quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+            if out is None:
+                w, h = (frame.width, frame.height) if quarter_turns % 2 == 0 else (frame.height, frame.width)
+                out, video = open_h264(tmp, *output_size(w, h, settings.short_side), rate, settings)
+            if quarter_turns:
+                rgb = np.rot90(frame.to_ndarray(format="rgb24"), k=quarter_turns)
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = frame.reformat(width=video.width, height=video.height, format="yuv420p",
+                                   interpolation="AREA")
+            frame.pts = written
+            frame.time_base = Fraction(1) / rate
+            for packet in video.encode(frame):
+                out.mux(packet)
+            written += 1
+        if out is None or written < settings.min_frames:
+            reason = "undecodable" if written == 0 and bad else "too_short"
+            raise UnusableVideo(reason, f"{written} frames decoded (need {settings.min_frames}), "
+                                        f"{bad} undecodable packets")
+        for packet in video.encode():
+            out.mux(packet)
+    finally:
+        if out is not None:
+            out.close()
+    return ClipInfo(written, float(rate), video.width, video.height, bad)
+
+
+def probe_clip(path: str | Path) -> ClipInfo:
+    """Frame count and rate of a clip this module wrote (read from the mp4 header)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return ClipInfo(s.frames, float(s.average_rate), s.codec_context.width, s.codec_context.height)
