@@ -109,7 +109,7 @@ def open_h264(path: Path, width: int, height: int, rate, settings: EncodeSetting
     video.codec_context.gop_size = settings.keyframe_interval
     video.options = {"crf": str(settings.crf), "preset": settings.preset,
                      "x264-params": f"keyint={settings.keyframe_interval}:"
-                                    f"min-keyint={settings.keyframe_interval}:scenecut=0"}
+                                    f"min-keyint={settings.keyframe_interval}:scenecut=0:threads=1"}
     video.thread_count = 1  # prep runs one process per core; one encoder thread each
     return out, video
 

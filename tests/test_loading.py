@@ -1,0 +1,157 @@
+"""Decoding by index, sampling, transforms, sample shapes and fault tolerance of the loader."""
+
+import numpy as np
+import pytest
+import torch
+
+from data_prep.encode import EncodeSettings, write_frames
+from video_gn.data import sampling
+from video_gn.data.dataset import ClipSettings, VideoClipDataset
+from video_gn.data.decode import DecodeError, read_frames
+from video_gn.data.manifest import ClipRecord, write_classes, write_manifest
+from video_gn.data.transforms import normalize, multi_view_crops
+
+NUM_FRAMES = 60
+
+
+def patterned_frames(n=NUM_FRAMES, h=64, w=80):
+    """Frame i: flat colour blocks that encode i, far apart so codec loss cannot confuse them."""
+    frames = np.zeros((n, h, w, 3), dtype=np.uint8)
+    for i in range(n):
+        frames[i, :, : w // 2] = (i * 4) % 256
+        frames[i, :, w // 2:, 0] = 255 - (i * 4) % 256
+        frames[i, : h // 2, :, 2] = (i * 37) % 256
+    return frames
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    path = tmp_path_factory.mktemp("enc") / "pattern.mp4"
+    frames = patterned_frames()
+    write_frames(frames, path, fps=25, settings=EncodeSettings(keyframe_interval=8))
+    return path, frames
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_decoded_frames_match_encoded_frames(encoded, backend):
+    path, frames = encoded
+    indices = [0, 5, 17, 31, 59, 5, 40]  # unordered, repeated, across several keyframes
+    got = read_frames(str(path), indices, backend).numpy()
+    assert got.shape == (len(indices), 64, 80, 3) and got.dtype == np.uint8
+    for k, i in enumerate(indices):
+        diff = np.abs(got[k].astype(int) - frames[i].astype(int)).mean()
+        # Against every other frame the error is far larger: the index really is frame i.
+        nearest = min(range(NUM_FRAMES),
+                      key=lambda j: np.abs(got[k].astype(int) - frames[j].astype(int)).mean())
+        assert diff < 4 and nearest == i, (i, diff, nearest)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_decode_errors_name_the_file(encoded, tmp_path, backend):
+    path, _ = encoded
+    with pytest.raises(DecodeError, match="pattern.mp4"):
+        read_frames(str(path), [NUM_FRAMES + 5], backend)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # "moov atom not found"
+    with pytest.raises(DecodeError, match="truncated.mp4"):
+        read_frames(str(truncated), [0, 1], backend)
+
+
+def test_training_window_is_strided_and_in_bounds():
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(200):
+        idx = sampling.random_clip(300, 32, 2, rng)
+        assert len(idx) == 32 and np.all(np.diff(idx) == 2) and idx[0] >= 0 and idx[-1] <= 299
+        starts.add(idx[0])
+    assert min(starts) < 20 and max(starts) > 217  # covers the range of valid starts (0..237)
+
+
+def test_short_video_loops_and_keeps_the_clip_length():
+    idx = sampling.random_clip(20, 32, 2, np.random.default_rng(0))
+    assert len(idx) == 32 and idx.max() < 20
+    np.testing.assert_array_equal(idx, (np.arange(32) * 2) % 20)
+
+
+def test_test_clips_evenly_span_the_video():
+    clips = sampling.uniform_clips(300, 32, 2, 10)
+    assert clips.shape == (10, 32)
+    assert clips[0, 0] == 0 and clips[-1, -1] == 299
+    assert np.all(np.abs(np.diff(clips[:, 0]) - 237 / 9) <= 1)
+    centre = sampling.centre_clip(300, 32, 2)
+    assert centre[0] == 118 and centre[-1] == 118 + 62
+
+
+def test_three_test_crops_cover_left_centre_right():
+    # Each column holds its x position, so a crop's first column tells where it was taken.
+    frame = torch.arange(80, dtype=torch.uint8).expand(3, 64, 80)
+    clips = frame.expand(2, 4, 3, 64, 80)  # [clips, T, C, H, W]
+    views = multi_view_crops(clips, short_side=64, num_crops=3)
+    assert views.shape == (6, 3, 4, 64, 64)
+    assert [int(v[0, 0, 0, 0]) for v in views[:3]] == [0, 8, 16]
+
+
+def test_normalize_matches_formula():
+    x = torch.randint(0, 256, (3, 2, 4, 4), dtype=torch.uint8)
+    y = normalize(x, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
+    torch.testing.assert_close(y, (x.double() / 255 - 0.45) / 0.225, check_dtype=False)
+
+
+def make_dataset_dir(root, videos):
+    """A prepared dataset of the given ``(name, frames)`` clips, all class 0/1 alternating."""
+    (root / "train").mkdir(parents=True)
+    records = []
+    for k, (name, frames) in enumerate(videos):
+        info = write_frames(frames, root / "train" / name, fps=25)
+        records.append(ClipRecord(f"train/{name}", k % 2, f"c{k % 2}", info.num_frames, info.fps))
+    write_classes(root, ["c0", "c1"])
+    return records
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    records = make_dataset_dir(root, [(f"v{k}.mp4", patterned_frames(40 + k)) for k in range(4)])
+    write_manifest(root, "train", records)
+    return root, records
+
+
+def settings(**kw):
+    base = dict(frames_per_clip=8, frame_stride=2, crop_size=48, train_short_side=(56, 72),
+                eval_short_side=64, num_test_clips=10, num_test_crops=3, flip=True, decoder="pyav")
+    return ClipSettings(**{**base, **kw})
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_sample_shapes_per_mode(dataset_dir, decoder):
+    root, _ = dataset_dir
+    s = settings(decoder=decoder)
+    train = VideoClipDataset(root, "train", "train", s)[1]
+    assert train["video"].shape == (3, 8, 48, 48) and train["video"].dtype == torch.uint8
+    assert train["label"] == 1 and train["load_failures"] == 0
+    assert VideoClipDataset(root, "train", "val", s)[0]["video"].shape == (3, 8, 48, 48)
+    test = VideoClipDataset(root, "train", "test", s)[0]["video"]
+    assert test.shape == (30, 3, 8, 64, 64)  # [V = 10 clips x 3 crops, C, T, S, S]
+
+
+def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
+    root, records = dataset_dir
+    truncated = root / "train" / "truncated.mp4"
+    good = (root / records[0].path).read_bytes()
+    truncated.write_bytes(good[: len(good) // 3])
+    corrupt = root / "train" / "corrupt.mp4"  # one undecodable packet (a real file, unprepared)
+    corrupt.write_bytes((testdata / "videos" / "decord__tests_test_data_corrupted.mp4").read_bytes())
+    bad = [ClipRecord("train/missing.mp4", 0, "c0", 40, 25.0),
+           ClipRecord("train/truncated.mp4", 1, "c1", 40, 25.0),
+           ClipRecord("train/corrupt.mp4", 0, "c0", 50, 10.0)]
+    write_manifest(root, "broken", records + bad)
+    ds = VideoClipDataset(root, "broken", "test", settings())
+    for k in range(len(records), len(records) + 3):
+        sample = ds[k]
+        assert sample["load_failures"] >= 1 and sample["index"] != k
+        assert sample["video"].shape == (30, 3, 8, 64, 64)
+    assert ds[0]["load_failures"] == 0
+
+    write_manifest(root, "hopeless", bad)
+    with pytest.raises(RuntimeError, match="videos in a row failed to load"):
+        VideoClipDataset(root, "hopeless", "train", settings(), max_retries=3)[0]

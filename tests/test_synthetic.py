@@ -1,0 +1,61 @@
+"""The generated default dataset: deterministic, and its classes need motion to be told apart."""
+
+import numpy as np
+
+from data_prep.synthetic import CLASSES, generate, render_clip
+from video_gn.data.decode import read_frames
+from video_gn.data.manifest import read_classes, read_manifest
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    sizes = {"train": 2, "val": 1, "test": 1}
+    a = generate(tmp_path / "a", num_classes=3, clips_per_class=sizes, frames=12, seed=5, workers=1,
+                 progress=False)
+    b = generate(tmp_path / "b", num_classes=3, clips_per_class=sizes, frames=12, seed=5, workers=1,
+                 progress=False)
+    c = generate(tmp_path / "c", num_classes=3, clips_per_class=sizes, frames=12, seed=6, workers=1,
+                 progress=False)
+    assert read_classes(a) == list(CLASSES[:3])
+    for split, per_class in sizes.items():
+        ma, mb = read_manifest(a, split), read_manifest(b, split)
+        assert ma == mb and len(ma) == 3 * per_class
+        assert [r.label for r in ma] == [k % 3 for k in range(3 * per_class)]
+        assert all(r.num_frames == 12 for r in ma)
+    clip = read_manifest(a, "train")[0].path
+    fa, fb, fc = (read_frames(str(root / clip), list(range(12))).numpy() for root in (a, b, c))
+    assert np.array_equal(fa, fb) and fa.shape == (12, 64, 80, 3)
+    assert np.abs(fa.astype(int) - fc.astype(int)).mean() > 10  # another seed: another clip
+    assert not (tmp_path / "a.building").exists()
+
+
+def _nearest_centroid_accuracy(features, labels, train_mask):
+    centroids = np.stack([features[train_mask & (labels == k)].mean(0) for k in range(len(CLASSES))])
+    test = features[~train_mask]
+    pred = np.argmin(((test[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    return (pred == labels[~train_mask]).mean()
+
+
+def test_one_frame_does_not_give_the_class_away_but_motion_does():
+    per_class, frames = 24, 16
+    labels = np.repeat(np.arange(len(CLASSES)), per_class)
+    clips = np.stack([render_clip(int(k), np.random.default_rng(1000 + i), frames)
+                      for i, k in enumerate(labels)]).astype(np.float32) / 255
+    train_mask = np.tile(np.arange(per_class) < per_class // 2, len(CLASSES))
+    middle = clips[:, frames // 2]
+    # Single-frame appearance: per-class mean images alike, and a classifier on a frame is at chance.
+    class_means = np.stack([middle[labels == k].mean(0) for k in range(len(CLASSES))])
+    spread_between = class_means.std(0).mean()
+    spread_within = middle.std(0).mean()
+    assert spread_between < 0.5 * spread_within
+    colour_stats = np.concatenate([middle.mean((1, 2)), middle.std((1, 2))], axis=1)
+    appearance_acc = _nearest_centroid_accuracy(colour_stats, labels, train_mask)
+    # Motion: where change happens between the first and last frame separates the classes.
+    change = np.abs(clips[:, -1] - clips[:, 0]).mean(-1)  # [N, H, W]
+    h, w = change.shape[1:]
+    quadrants = np.stack([change[:, :h // 2].mean((1, 2)) - change[:, h // 2:].mean((1, 2)),
+                          change[:, :, :w // 2].mean((1, 2)) - change[:, :, w // 2:].mean((1, 2))], 1)
+    motion = np.concatenate([quadrants, change.reshape(len(labels), -1)[:, ::37]], 1)
+    motion_acc = _nearest_centroid_accuracy(motion, labels, train_mask)
+    chance = 1 / len(CLASSES)
+    assert appearance_acc < chance + 0.15, appearance_acc
+    assert motion_acc > appearance_acc, (motion_acc, appearance_acc)

@@ -1,0 +1,186 @@
+"""The training job: every norm through a real (tiny) run, configs, resume, multi-view test, DDP."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import CONF_DIR, compose_config
+from data_prep.synthetic import generate
+from video_gn.data.datamodule import VideoDataModule
+from video_gn.lit_module import VideoClassifier, average_view_predictions
+from video_gn.train import train
+
+TINY = ["data.num_classes=3", "data.frames_per_clip=4", "data.frame_stride=2", "data.crop_size=24",
+        "data.train_short_side=[24,32]", "data.eval_short_side=32", "data.num_test_clips=2",
+        "data.num_test_crops=2", "data.batch_size_per_device=2", "data.num_workers=0",
+        "data.generate=null", "model.width=32", "trainer.log_every_n_steps=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A 3-class generated dataset: 4 train, 2 val, 2 test clips per class, 12 frames of 32x40."""
+    root = tmp_path_factory.mktemp("tiny") / "synthetic"
+    return generate(root, num_classes=3, clips_per_class={"train": 4, "val": 2, "test": 2}, frames=12,
+                    size=32, workers=1, progress=False)
+
+
+def tiny_config(tiny_data, out, *overrides):
+    return compose_config([*TINY, f"data.root={tiny_data}", *overrides], output_dir=out)
+
+
+@pytest.mark.parametrize("norm", ["bn", "syncbn", "frozen_bn", "gn", "ln", "in", "none"])
+def test_fast_dev_run_every_norm(tiny_data, tmp_path, norm):
+    cfg = tiny_config(tiny_data, tmp_path, f"norm={norm}", "debug=fast")
+    top1 = train(cfg)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["norm"] == norm and results["dataset"] == "synthetic"
+    assert results["global_step"] == 1 and results["load_failures"] == 0
+    assert 0.0 <= top1 <= 1.0 and results["test_top1"] == top1
+    assert results["frames_per_clip"] == 4 and results["batch_size_per_device"] == 2
+    assert results["global_batch"] == 2 and results["devices"] == 1
+
+
+def test_default_config_composes():
+    cfg = compose_config([])
+    assert (cfg.data.name, cfg.model.arch, cfg.norm.kind, cfg.trainer.accelerator) == (
+        "synthetic", "small", "gn", "cpu")
+    dm = instantiate(cfg.data)
+    assert isinstance(dm, VideoDataModule) and dm.generate is not None
+    assert dm.generate.func.__name__ == "generate"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_instantiates(experiment):
+    cfg = compose_config([f"experiment={experiment}", "data.root=/nonexistent"])
+    dm = instantiate(cfg.data)
+    assert dm.batch_size_per_device == cfg.data.batch_size_per_device
+    module = VideoClassifier(model=cfg.model, norm=cfg.norm, optim=cfg.optim,
+                             num_classes=cfg.data.num_classes,
+                             batch_size_per_device=cfg.data.batch_size_per_device)
+    if experiment.startswith("k400"):
+        assert cfg.model.arch == "i3d" and cfg.data.num_classes == 400 and cfg.trainer.devices == 8
+        assert abs(sum(p.numel() for p in module.parameters()) - 28.0e6) < 0.1e6
+        # Linear scaling rule from the global batch: 0.01 at 64 clips, 0.005 at 32.
+        module._trainer = SimpleNamespace(world_size=8, accumulate_grad_batches=1, max_epochs=109,
+                                          estimated_stepping_batches=109 * 1000)
+        opt = module.configure_optimizers()["optimizer"]
+        expected = 0.01 * cfg.data.batch_size_per_device * 8 / 64
+        assert opt.param_groups[0]["lr"] == pytest.approx(expected)
+        assert opt.defaults["nesterov"] and opt.param_groups[1]["weight_decay"] == 1e-4
+    cells = {"bn_32x2_b8": ("bn", 32, 2, 8), "gn_32x2_b4": ("gn", 32, 2, 4), "gn_64x1_b4": ("gn", 64, 1, 4)}
+    for name, (norm, frames, stride, batch) in cells.items():
+        if experiment.endswith(name):
+            assert (cfg.norm.kind, cfg.data.frames_per_clip, cfg.data.frame_stride,
+                    cfg.data.batch_size_per_device) == (norm, frames, stride, batch)
+
+
+@pytest.mark.parametrize("trainer", sorted(p.stem for p in (CONF_DIR / "trainer").glob("*.yaml")))
+def test_trainer_configs_never_sync_batchnorm(trainer):
+    cfg = compose_config([f"trainer={trainer}"])
+    assert cfg.trainer.sync_batchnorm is False
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.nodes=2",
+                          "hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher
+    assert launcher.nodes == 2 and launcher.gpus_per_node == 8 and launcher.tasks_per_node == 8
+    assert launcher.partition == "gpu" and "SlurmLauncher" in launcher._target_
+
+
+def test_multi_view_prediction_is_mean_of_per_view_softmax():
+    torch.manual_seed(0)
+    module = VideoClassifier(model={"arch": "small", "width": 32, "dropout": 0.0},
+                             norm={"kind": "gn", "num_groups": 8}, optim={}, num_classes=5,
+                             batch_size_per_device=2, test_views_per_forward=4).eval()
+    video = torch.randn(2, 6, 3, 4, 24, 24)  # [B, V, C, T, H, W]
+    with torch.no_grad():
+        probs = module.predict_views(video)
+        expected = torch.stack([
+            torch.stack([module(video[b, v:v + 1]).double().softmax(-1)[0] for v in range(6)]).mean(0)
+            for b in range(2)])
+    assert probs.shape == (2, 5)
+    torch.testing.assert_close(probs.double(), expected, rtol=1e-5, atol=1e-6)
+    logits = torch.tensor([[[10.0, 0.0], [0.0, 1.0]]])  # one confident view, one unsure
+    torch.testing.assert_close(average_view_predictions(logits),
+                               (logits.softmax(-1)[0, 0] + logits.softmax(-1)[0, 1])[None] / 2)
+
+
+def _checkpoint_state(path: Path) -> dict:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    (sched,) = ckpt["lr_schedulers"]
+    return {"global_step": ckpt["global_step"], "epoch": ckpt["epoch"],
+            "lr": [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]],
+            "scheduler_step": sched["last_epoch"]}
+
+
+def test_resume_reaches_the_same_state(tiny_data, tmp_path):
+    straight = tiny_config(tiny_data, tmp_path / "straight", "trainer.max_epochs=2", "test_after_fit=false")
+    train(straight)
+    # Interrupted after epoch 1, then the same command again in the same run dir resumes by itself.
+    first = tiny_config(tiny_data, tmp_path / "resumed", "trainer.max_epochs=1", "test_after_fit=false")
+    train(first)
+    assert _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")["global_step"] == 6
+    resumed = tiny_config(tiny_data, tmp_path / "resumed", "trainer.max_epochs=2", "test_after_fit=false")
+    train(resumed)
+    a = _checkpoint_state(tmp_path / "straight/checkpoints/last.ckpt")
+    b = _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")
+    assert a == b and a["global_step"] == 12 and a["scheduler_step"] == 12
+
+
+class RankProbe(L.Callback):
+    """Saves, per rank, what the DDP test checks: samples seen, parameters, BN statistics."""
+
+    def __init__(self, out: str):
+        self.out, self.seen, self.val_correct = out, [], []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.seen += batch["index"].tolist()
+
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):
+        with torch.no_grad():
+            pred = module(batch["video"]).argmax(-1)
+        self.val_correct += (pred == batch["label"]).tolist()
+
+    def on_validation_end(self, trainer, module):
+        state = {"seen": self.seen, "val_correct": self.val_correct,
+                 "logged_val_top1": float(trainer.callback_metrics["val/top1"]),
+                 "params": {k: v.detach().clone() for k, v in module.net.named_parameters()},
+                 "running_mean": module.net.stem.norm.running_mean.clone()}
+        torch.save(state, Path(self.out) / f"rank{trainer.global_rank}.pt")
+
+
+@pytest.mark.parametrize("norm", ["bn", "syncbn"])
+def test_ddp_two_cpu_processes(tiny_data, tmp_path, norm):
+    dm = VideoDataModule(root=str(tiny_data), num_classes=3, frames_per_clip=4, frame_stride=2,
+                         crop_size=24, batch_size_per_device=2, train_short_side=(24, 32),
+                         eval_short_side=32, num_workers=0)
+    module = VideoClassifier(model={"arch": "small", "width": 32}, norm={"kind": norm},
+                             optim={"base_lr": 0.1, "base_batch": 64, "momentum": 0.9, "nesterov": True,
+                                    "weight_decay": 1e-4, "schedule": "constant"},
+                             num_classes=3, batch_size_per_device=2)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1,
+                        num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, sync_batchnorm=False,
+                        callbacks=[RankProbe(str(tmp_path))])
+    trainer.fit(module, datamodule=dm)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    # Each rank read its own shard of the 12 training clips.
+    assert len(r0["seen"]) == len(r1["seen"]) == 6 and not set(r0["seen"]) & set(r1["seen"])
+    # Gradients averaged: both replicas hold identical weights after 3 SGD steps.
+    for name, p in r0["params"].items():
+        torch.testing.assert_close(p, r1["params"][name], msg=name)
+    # BN statistics are per device unless the norm is syncbn.
+    same_stats = torch.allclose(r0["running_mean"], r1["running_mean"])
+    assert same_stats == (norm == "syncbn")
+    # The logged validation top-1 is the accuracy over both ranks' samples.
+    everything = r0["val_correct"] + r1["val_correct"]
+    assert len(everything) == 6
+    expected = sum(everything) / len(everything)
+    assert r0["logged_val_top1"] == pytest.approx(expected) == r1["logged_val_top1"]

@@ -1,0 +1,104 @@
+"""Map-style dataset of clips from a manifest, robust to bad files.
+
+A sample is a dict: ``video`` (uint8 ``[C, T, H, W]``, or ``[V, C, T, H, W]`` in test mode),
+``label``, ``index`` (of the manifest row), and ``load_failures`` (videos that failed before this
+sample was produced). A video that fails to open or decode is logged with its path and reason and
+replaced by another sample, so an epoch never stops for one bad file; the module sums
+``load_failures`` so the count survives worker processes and DDP.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import sampling, transforms
+from .decode import DecodeError, read_frames
+from .manifest import read_manifest
+
+log = logging.getLogger(__name__)
+MODES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    frames_per_clip: int
+    frame_stride: int
+    crop_size: int
+    train_short_side: tuple[int, int] = (256, 320)
+    eval_short_side: int = 256
+    num_test_clips: int = 10
+    num_test_crops: int = 3
+    flip: bool = True
+    decoder: str = "pyav"
+
+
+class VideoClipDataset(Dataset):
+    """Clips of the videos listed in ``<root>/<split>.csv``.
+
+    Args:
+        root: the prepared dataset folder (manifest format: ``video_gn/data/manifest.py``).
+        split: which manifest.
+        mode: ``train`` (random window and crop), ``val`` (centre clip and crop) or ``test``
+            (``num_test_clips`` x ``num_test_crops`` views in one sample).
+        settings: sampling, crop and decoder settings.
+        max_retries: replacement attempts for one sample before giving up (a dataset this broken is
+            a configuration error, not bad luck).
+    """
+
+    def __init__(self, root: str | Path, split: str, mode: str, settings: ClipSettings,
+                 max_retries: int = 10):
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+        self.root = Path(root)
+        self.records = read_manifest(root, split)
+        if not self.records:
+            raise ValueError(f"{self.root / (split + '.csv')} lists no clips")
+        self.split, self.mode, self.settings, self.max_retries = split, mode, settings, max_retries
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        failures = []
+        candidate = index
+        for _ in range(self.max_retries + 1):
+            try:
+                sample = self._load(candidate)
+            except DecodeError as e:
+                log.warning("skipping unreadable video %s (%s)", e.path, e.reason)
+                failures.append(f"{e.path}: {e.reason}")
+                # Deterministic replacement, different for each attempt.
+                candidate = int(np.random.default_rng([index, len(failures)]).integers(len(self)))
+                continue
+            sample["load_failures"] = len(failures)
+            return sample
+        raise RuntimeError(f"{len(failures)} videos in a row failed to load from {self.root} "
+                           f"({self.split}); last errors:\n  " + "\n  ".join(failures[-3:]))
+
+    def _load(self, index: int) -> dict:
+        record, s = self.records[index], self.settings
+        path = str(self.root / record.path)
+        if self.mode == "train":
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+            indices = sampling.random_clip(record.num_frames, s.frames_per_clip, s.frame_stride, rng)
+        elif self.mode == "val":
+            indices = sampling.centre_clip(record.num_frames, s.frames_per_clip, s.frame_stride)
+        else:
+            indices = sampling.uniform_clips(record.num_frames, s.frames_per_clip, s.frame_stride,
+                                             s.num_test_clips)
+        frames = read_frames(path, indices.reshape(-1).tolist(), s.decoder)  # [N, H, W, C]
+        frames = frames.permute(0, 3, 1, 2)  # [N, C, H, W]
+        if self.mode == "train":
+            video = transforms.train_transform(frames, s.train_short_side, s.crop_size, s.flip)
+        elif self.mode == "val":
+            video = transforms.val_transform(frames, s.eval_short_side, s.crop_size)
+        else:
+            clips = frames.reshape(s.num_test_clips, s.frames_per_clip, *frames.shape[1:])
+            video = transforms.multi_view_crops(clips, s.eval_short_side, s.num_test_crops)
+        return {"video": video, "label": record.label, "index": index}

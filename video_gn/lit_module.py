@@ -1,0 +1,126 @@
+"""``VideoClassifier``: the LightningModule — loss, metrics, multi-view test, optimizer and schedule.
+
+It takes primitives (the ``model``, ``norm`` and ``optim`` config mappings) and builds the network
+itself, so ``save_hyperparameters()`` stays small and ``load_from_checkpoint`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric, SumMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from .data.transforms import normalize
+from .models import build_network
+from .optim import build_sgd, lr_lambda, scaled_lr
+
+
+def average_view_predictions(logits: torch.Tensor) -> torch.Tensor:
+    """``[B, V, K]`` logits of V views per video -> ``[B, K]`` mean of the per-view softmax."""
+    return logits.float().softmax(-1).mean(1)
+
+
+class VideoClassifier(L.LightningModule):
+    """Args:
+        model, norm, optim: the ``conf/model``, ``conf/norm`` and ``conf/optim`` mappings.
+        num_classes: classifier outputs.
+        batch_size_per_device: with the device count gives the global batch for the LR rule.
+        mean, std: per-channel normalisation of uint8 clips, applied on the device.
+        test_views_per_forward: views of a test video run through the network at once.
+    """
+
+    def __init__(self, *, model: Mapping, norm: Mapping, optim: Mapping, num_classes: int,
+                 batch_size_per_device: int, mean: Sequence[float] = (0.45, 0.45, 0.45),
+                 std: Sequence[float] = (0.225, 0.225, 0.225), test_views_per_forward: int = 10):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_network(dict(model), dict(norm), num_classes)
+        self.channels_last = bool(model.get("channels_last_3d", False))
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last_3d)
+        top5 = min(5, num_classes)
+        self.metrics = torch.nn.ModuleDict({
+            f"{stage}_{name}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+            for stage in ("train", "val", "test") for name, k in (("top1", 1), ("top5", top5))
+        })
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.load_failures = torch.nn.ModuleDict({f"{s}_failures": SumMetric() for s in ("train", "val", "test")})
+        self.val_history: list[dict] = []
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.net(video)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        video = normalize(batch["video"], self.hparams.mean, self.hparams.std)
+        if self.channels_last and video.dim() == 5:
+            video = video.contiguous(memory_format=torch.channels_last_3d)
+        return {**batch, "video": video}
+
+    def _count_failures(self, stage: str, batch: dict) -> None:
+        self.load_failures[f"{stage}_failures"].update(batch["load_failures"].sum())
+
+    def _log_accuracy(self, stage: str, scores: torch.Tensor, labels: torch.Tensor, **kw) -> None:
+        for name in ("top1", "top5"):
+            metric = self.metrics[f"{stage}_{name}"]
+            metric(scores, labels)
+            self.log(f"{stage}/{name}", metric, **kw)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["video"])
+        loss = F.cross_entropy(logits, batch["label"])
+        self.train_loss(loss)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self._log_accuracy("train", logits.detach(), batch["label"], on_step=False, on_epoch=True)
+        self._count_failures("train", batch)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch["video"])
+        self.val_loss(F.cross_entropy(logits, batch["label"]))
+        self.log("val/loss", self.val_loss, on_epoch=True)
+        self._log_accuracy("val", logits, batch["label"], on_epoch=True, prog_bar=True)
+        self._count_failures("val", batch)
+
+    def on_train_epoch_end(self) -> None:
+        # Validation of this epoch has run (Lightning validates inside the training epoch).
+        logged = self.trainer.callback_metrics
+        if "val/top1" in logged:
+            self.val_history.append({"epoch": self.current_epoch, "top1": float(logged["val/top1"]),
+                                     "top5": float(logged["val/top5"])})
+
+    def predict_views(self, video: torch.Tensor) -> torch.Tensor:
+        """``[B, V, C, T, H, W]`` -> ``[B, K]``: softmax averaged over each video's V views."""
+        b, v = video.shape[:2]
+        views = video.flatten(0, 1)
+        logits = torch.cat([self(chunk) for chunk in views.split(self.hparams.test_views_per_forward)])
+        return average_view_predictions(logits.view(b, v, -1))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        probs = self.predict_views(batch["video"])
+        self._log_accuracy("test", probs, batch["label"], on_epoch=True)
+        self._count_failures("test", batch)
+
+    def total_load_failures(self) -> int:
+        """Videos that failed to load so far, summed over stages, workers and ranks."""
+        return int(sum(m.compute() for m in self.load_failures.values() if m.update_count))
+
+    def global_batch(self) -> int:
+        return self.hparams.batch_size_per_device * self.trainer.world_size * \
+            self.trainer.accumulate_grad_batches
+
+    def configure_optimizers(self):
+        o = self.hparams.optim
+        lr = o["lr"] if o.get("lr") is not None else scaled_lr(o["base_lr"], self.global_batch(),
+                                                               o["base_batch"])
+        optimizer = build_sgd(self.net, lr, o["momentum"], o["nesterov"], o["weight_decay"],
+                              o.get("norm_weight_decay"))
+        total = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
+            o["schedule"], total, int(o.get("warmup_epochs", 0) * steps_per_epoch),
+            tuple(o.get("milestones") or ()), o.get("gamma", 0.1)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
