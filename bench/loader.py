@@ -50,9 +50,9 @@ def _collate_first(batch):
 
 def rate(dataset, workers: int, samples: int, per_item: float = 1.0) -> float:
     """Samples per second through a DataLoader (batch 1), after a warm-up of one item per worker."""
+    iterable = isinstance(dataset, torch.utils.data.IterableDataset)  # pytorchvideo shuffles itself
     loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=_collate_first,
-                        **({"shuffle": True} if hasattr(dataset, "__len__") and
-                           not isinstance(dataset, torch.utils.data.IterableDataset) else {}))
+                        shuffle=not iterable)
     it = iter(loader)
     for _ in range(max(1, workers)):
         next(it)

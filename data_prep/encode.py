@@ -141,7 +141,8 @@ def _transcode(container, stream, tmp: Path, settings: EncodeSettings, start, en
     out = None
     written = bad = 0
     try:
-        for frame, bad in decoded_frames(container, stream, start, end):
+        # `bad` keeps the last count after the loop: the report says how many packets were skipped.
+        for frame, bad in decoded_frames(container, stream, start, end):  # noqa: B007
             quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
             if out is None:
                 w, h = (frame.width, frame.height) if quarter_turns % 2 == 0 else (frame.height, frame.width)

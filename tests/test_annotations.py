@@ -10,7 +10,8 @@ from data_prep.annotations import AnnotationError, class_names, read_annotations
 def test_real_k400_val_csv(testdata):
     rows = read_annotations(testdata / "annotations" / "activitynet_kinetics-400_val.csv")
     assert len(rows) == 19906
-    label_map = (testdata / "annotations" / "deepmind_kinetics-i3d__label_map_400.txt").read_text().splitlines()
+    label_map_file = testdata / "annotations" / "deepmind_kinetics-i3d__label_map_400.txt"
+    label_map = label_map_file.read_text().splitlines()
     assert class_names(rows) == label_map and len(label_map) == 400
     assert {r.split for r in rows} == {"val"}
     # A quoted multi-word label on a '-'-prefixed id, as in the file: "air drumming",--nQbRBEz2s,104,114

@@ -11,8 +11,8 @@ import time
 
 import av
 import pytest
-
 from conftest import REPO
+
 from data_prep.annotations import read_annotations
 from data_prep.encode import EncodeSettings, encode_clip, probe_clip
 from data_prep.kinetics import prepare
@@ -46,7 +46,8 @@ def download(testdata, tmp_path):
     flat = dl / "val"                                           # CVDF flat layout
     shutil.copy(v / "mmaction2__demo_demo.mp4", dl / "val" / "air drumming" / f"{stem(rows[0])}.mp4")
     shutil.copy(v / "mmaction2__tests_data_test.mp4", dl / f"{rows[1][1]}.mp4")  # full video: trim
-    shutil.copy(v / "decord__examples_flipping_a_pancake.mkv", dl / "val" / "abseiling" / f"{stem(rows[2])}.mkv")
+    shutil.copy(v / "decord__examples_flipping_a_pancake.mkv",
+                dl / "val" / "abseiling" / f"{stem(rows[2])}.mkv")
     shutil.copy(v / "decord__tests_test_data_corrupted.mp4", flat / f"{stem(rows[3])}.mp4")
     (flat / f"{stem(rows[4])}.mp4").write_bytes(b"")                             # zero bytes
     shutil.copy(v / "decord__tests_test_data_video_90.mov", flat / f"{stem(rows[5])}.mov")  # 3 frames

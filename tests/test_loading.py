@@ -9,7 +9,7 @@ from video_gn.data import sampling
 from video_gn.data.dataset import ClipSettings, VideoClipDataset
 from video_gn.data.decode import DecodeError, read_frames
 from video_gn.data.manifest import ClipRecord, write_classes, write_manifest
-from video_gn.data.transforms import normalize, multi_view_crops
+from video_gn.data.transforms import multi_view_crops, normalize
 
 NUM_FRAMES = 60
 

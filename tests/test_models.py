@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, compose_config
 from video_gn.models import build_network
 from video_gn.models.norm import NormSpec, is_norm
 from video_gn.models.resnet3d import build_model

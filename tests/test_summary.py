@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from conftest import REPO, compose_config
+
 from video_gn.summary import format_table, summarize
 
 

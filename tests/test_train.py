@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from conftest import CONF_DIR, compose_config
 from hydra.utils import instantiate
 
-from conftest import CONF_DIR, compose_config
 from data_prep.synthetic import generate
 from video_gn.data.datamodule import VideoDataModule
 from video_gn.lit_module import VideoClassifier, average_view_predictions
@@ -156,31 +156,36 @@ class RankProbe(L.Callback):
         torch.save(state, Path(self.out) / f"rank{trainer.global_rank}.pt")
 
 
-@pytest.mark.parametrize("norm", ["bn", "syncbn"])
-def test_ddp_two_cpu_processes(tiny_data, tmp_path, norm):
-    dm = VideoDataModule(root=str(tiny_data), num_classes=3, frames_per_clip=4, frame_stride=2,
-                         crop_size=24, batch_size_per_device=2, train_short_side=(24, 32),
-                         eval_short_side=32, num_workers=0)
-    module = VideoClassifier(model={"arch": "small", "width": 32}, norm={"kind": norm},
-                             optim={"base_lr": 0.1, "base_batch": 64, "momentum": 0.9, "nesterov": True,
-                                    "weight_decay": 1e-4, "schedule": "constant"},
+def ddp_cpu_run(tiny_data, tmp_path, norm):
+    """Two real CPU processes (gloo) with the project's trainer=ddp_cpu config."""
+    cfg = tiny_config(tiny_data, tmp_path, "trainer=ddp_cpu", f"norm={norm}")
+    dm = instantiate(cfg.data)
+    module = VideoClassifier(model=cfg.model, norm=cfg.norm, optim={**cfg.optim, "schedule": "constant"},
                              num_classes=3, batch_size_per_device=2)
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1,
-                        num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, sync_batchnorm=False,
-                        callbacks=[RankProbe(str(tmp_path))])
+    trainer = instantiate(cfg.trainer, max_epochs=1, num_sanity_val_steps=0, logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False,
+                          callbacks=[RankProbe(str(tmp_path))])
     trainer.fit(module, datamodule=dm)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+def test_ddp_two_cpu_processes(tiny_data, tmp_path):
+    r0, r1 = ddp_cpu_run(tiny_data, tmp_path, "bn")
     # Each rank read its own shard of the 12 training clips.
     assert len(r0["seen"]) == len(r1["seen"]) == 6 and not set(r0["seen"]) & set(r1["seen"])
     # Gradients averaged: both replicas hold identical weights after 3 SGD steps.
     for name, p in r0["params"].items():
         torch.testing.assert_close(p, r1["params"][name], msg=name)
-    # BN statistics are per device unless the norm is syncbn.
-    same_stats = torch.allclose(r0["running_mean"], r1["running_mean"])
-    assert same_stats == (norm == "syncbn")
+    # BN statistics are per device: each rank's running mean saw only its own batches.
+    assert not torch.allclose(r0["running_mean"], r1["running_mean"])
     # The logged validation top-1 is the accuracy over both ranks' samples.
     everything = r0["val_correct"] + r1["val_correct"]
     assert len(everything) == 6
     expected = sum(everything) / len(everything)
     assert r0["logged_val_top1"] == pytest.approx(expected) == r1["logged_val_top1"]
+
+
+def test_syncbn_on_cpu_ddp_is_a_clear_error(tiny_data, tmp_path):
+    # PyTorch's SyncBatchNorm syncs over CUDA devices only; on CPU the run must say so, not hang.
+    with pytest.raises(Exception, match="norm=syncbn syncs BN statistics over GPUs only"):
+        ddp_cpu_run(tiny_data, tmp_path, "syncbn")

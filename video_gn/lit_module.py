@@ -48,8 +48,15 @@ class VideoClassifier(L.LightningModule):
             for stage in ("train", "val", "test") for name, k in (("top1", 1), ("top5", top5))
         })
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
-        self.load_failures = torch.nn.ModuleDict({f"{s}_failures": SumMetric() for s in ("train", "val", "test")})
+        self.load_failures = torch.nn.ModuleDict(
+            {f"{s}_failures": SumMetric() for s in ("train", "val", "test")})
         self.val_history: list[dict] = []
+
+    def setup(self, stage: str) -> None:
+        if (self.hparams.norm.get("kind") == "syncbn" and self.trainer.world_size > 1
+                and self.device.type != "cuda"):
+            raise ValueError("norm=syncbn syncs BN statistics over GPUs only (PyTorch's SyncBatchNorm "
+                             "is CUDA-only); use norm=bn for DDP on CPU")
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.net(video)

@@ -117,7 +117,7 @@ def plot_accuracy_vs_batch(table: dict, path: Path) -> None:
             points = sorted((b, c["top1"]) for (n, f, b), c in table.items()
                             if n == norm and f == frames and c["top1"] is not None)
             if points:
-                ax.plot(*zip(*points), marker="o", label=f"{norm.upper()}, {frames} frames")
+                ax.plot(*zip(*points, strict=True), marker="o", label=f"{norm.upper()}, {frames} frames")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("clips per GPU")
     ax.set_ylabel("top-1 (%)")
@@ -146,8 +146,8 @@ def plot_training_curves(runs: list[dict], path: Path) -> None:
     for r in runs:
         points = validation_curve(r)
         if points:
-            ax.plot(*zip(*points), marker=".", label=f"{r['norm'].upper()} {r['frames_per_clip']}f "
-                                                     f"b{r['batch_size_per_device']}")
+            label = f"{r['norm'].upper()} {r['frames_per_clip']}f b{r['batch_size_per_device']}"
+            ax.plot(*zip(*points, strict=True), marker=".", label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("val top-1 (%)")
     ax.set_title("Validation accuracy during training")

@@ -109,6 +109,6 @@ class NormSpec:
         return nn.GroupNorm(self.groups_for(channels, name), channels, eps=self.eps)
 
     @classmethod
-    def from_config(cls, cfg) -> "NormSpec":
+    def from_config(cls, cfg) -> NormSpec:
         """From a ``conf/norm/*.yaml`` mapping (plain keys, no ``_target_``)."""
         return cls(**{k: cfg[k] for k in cfg if k in cls.__dataclass_fields__})

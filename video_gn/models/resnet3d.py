@@ -162,7 +162,7 @@ class ResNet3d(nn.Module):
         zero_init_last_norm: bool = True,
     ):
         super().__init__()
-        for stage, (n, kernels) in enumerate(zip(blocks_per_stage, temporal_kernels), start=2):
+        for stage, (n, kernels) in enumerate(zip(blocks_per_stage, temporal_kernels, strict=True), start=2):
             if len(kernels) != n:
                 raise ValueError(f"res{stage}: {n} blocks but {len(kernels)} temporal kernels")
         self.stem = Stem(width, tuple(stem_kernel), tuple(stem_stride), norm)
@@ -170,7 +170,7 @@ class ResNet3d(nn.Module):
                                   padding=tuple(k // 2 for k in stem_pool_kernel))
         cin = width
         stages = []
-        for i, (n, kernels) in enumerate(zip(blocks_per_stage, temporal_kernels)):
+        for i, (n, kernels) in enumerate(zip(blocks_per_stage, temporal_kernels, strict=True)):
             inner = width * 2**i
             blocks = []
             for j in range(n):
@@ -188,8 +188,8 @@ class ResNet3d(nn.Module):
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """(name, module) in forward order: what the summary reports per stage."""
-        return [("conv1", self.stem), ("pool1", self.pool1), ("res2", self.res2), ("pool2", self.pool2), ("res3", self.res3),
-                ("res4", self.res4), ("res5", self.res5)]
+        return [("conv1", self.stem), ("pool1", self.pool1), ("res2", self.res2), ("pool2", self.pool2),
+                ("res3", self.res3), ("res4", self.res4), ("res5", self.res5)]
 
     def reset_parameters(self, zero_init_last_norm: bool = True) -> None:
         """He init for convs, γ=1/β=0 for every norm kind, γ=0 for each block's last norm."""
@@ -248,8 +248,8 @@ def small_resnet(*, norm: NormSpec, num_classes: int, width: int = 32,
     return ResNet3d(block=BasicBlock3d, blocks_per_stage=blocks_per_stage,
                     temporal_kernels=[[3] * n for n in blocks_per_stage], norm=norm,
                     num_classes=num_classes, width=width, stem_kernel=(3, 7, 7), stem_stride=(1, 2, 2),
-                    stem_pool_kernel=(1, 3, 3), stem_pool_stride=(1, 2, 2), pool2_kernel=None, dropout=dropout,
-                    zero_init_last_norm=zero_init_last_norm)
+                    stem_pool_kernel=(1, 3, 3), stem_pool_stride=(1, 2, 2), pool2_kernel=None,
+                    dropout=dropout, zero_init_last_norm=zero_init_last_norm)
 
 
 ARCHITECTURES = {"i3d": i3d_resnet, "c2d": c2d_resnet, "small": small_resnet}
