@@ -172,6 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--short-side", type=int, default=EncodeSettings.short_side)
     p.add_argument("--keyframe-interval", type=int, default=EncodeSettings.keyframe_interval)
     p.add_argument("--crf", type=int, default=EncodeSettings.crf)
+    p.add_argument("--tune", default=EncodeSettings.tune, help="x264 tune (fastdecode: faster loading)")
     p.add_argument("--min-frames", type=int, default=EncodeSettings.min_frames,
                    help="fewer decodable frames than this: reported as too_short")
     p.add_argument("--dry-run", action="store_true", help="count what would be done; write nothing")
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
     if not args.videos.is_dir():
         p.error(f"--videos {args.videos} is not a folder")
     settings = EncodeSettings(short_side=args.short_side, keyframe_interval=args.keyframe_interval,
-                              crf=args.crf, min_frames=args.min_frames)
+                              crf=args.crf, tune=args.tune, min_frames=args.min_frames)
     try:
         report = prepare(args.annotations, args.videos, args.out, settings, args.workers, args.dry_run,
                          retry_failed=args.retry_failed)
