@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -19,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from .lit_module import VideoClassifier
 
 log = logging.getLogger(__name__)
+# Normalising on the device in the LightningModule's on_after_batch_transfer is deliberate.
+warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
 def _instantiate_all(group: DictConfig | None) -> list:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from .dataset import ClipSettings, VideoClipDataset
@@ -71,7 +72,8 @@ class VideoDataModule(L.LightningDataModule):
 
     def _loader(self, which: str, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(self._dataset(which), batch_size=batch_size, shuffle=shuffle,
-                          drop_last=shuffle, num_workers=self.num_workers, pin_memory=True,
+                          drop_last=shuffle, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
