@@ -26,6 +26,7 @@ from tqdm import tqdm
 from data_prep.annotations import YOUTUBE_ID, AnnotationError, Row, class_names, read_annotations
 from data_prep.encode import EncodeSettings, UnusableVideo, encode_clip, probe_clip
 from video_gn.data.manifest import ClipRecord, write_classes, write_manifest
+from video_gn.io import atomic_write_text
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".3gp"}
 CLIP_SUFFIX_LEN = len("_000000_000010")
@@ -146,9 +147,7 @@ def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings
                   by_reason=dict(Counter(f["reason"] for f in failed)))
     report = {"annotations": str(annotations), "videos": str(videos), "settings": vars(settings),
               "counts": counts, "failed": failed, "partial": partial}
-    tmp = out / f".prep_report.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out / "prep_report.json")
+    atomic_write_text(out / "prep_report.json", json.dumps(report, indent=1))
     return report
 
 

@@ -1,13 +1,16 @@
 """The training job: every norm through a real (tiny) run, configs, resume, multi-view test, DDP."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
-from conftest import CONF_DIR, compose_config
+from conftest import CONF_DIR, REPO, compose_config
 from hydra.utils import instantiate
 
 from data_prep.synthetic import generate
@@ -189,3 +192,33 @@ def test_syncbn_on_cpu_ddp_is_a_clear_error(tiny_data, tmp_path):
     # PyTorch's SyncBatchNorm syncs over CUDA devices only; on CPU the run must say so, not hang.
     with pytest.raises(Exception, match="norm=syncbn syncs BN statistics over GPUs only"):
         ddp_cpu_run(tiny_data, tmp_path, "syncbn")
+
+
+def test_multirun_sweep_then_report(tiny_data, tmp_path):
+    """The paper's grid in miniature: one Hydra multirun (norm x batch), then the report on it."""
+    sweep = tmp_path / "sweep"
+    fixed = [o for o in TINY if not o.startswith("data.batch_size_per_device")]
+    cmd = [sys.executable, "run.py", "-m", "norm=bn,gn", "data.batch_size_per_device=2,4", "debug=fast",
+           *fixed, f"data.root={tiny_data}", f"hydra.sweep.dir={sweep}"]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True,
+                   env={**os.environ, "PROJECT_ROOT": str(tmp_path)})
+    results = sorted(sweep.rglob("results.json"))
+    assert len(results) == 4
+    cells = {(json.loads(p.read_text())["norm"], json.loads(p.read_text())["batch_size_per_device"])
+             for p in results}
+    assert cells == {("bn", 2), ("bn", 4), ("gn", 2), ("gn", 4)}
+    out = subprocess.run([sys.executable, "-m", "video_gn.report", str(sweep)], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    assert "| norm | 4 frames / 4 clips per GPU | 4 frames / 2 clips per GPU |" in out
+    assert (sweep / "report" / "accuracy_vs_batch.png").is_file()
+
+
+def test_channels_last_3d_trains(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path, "debug=fast", "model.channels_last_3d=true")
+    assert 0.0 <= train(cfg) <= 1.0
+
+
+@pytest.mark.slow
+def test_torch_compile_trains(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path, "debug=fast", "model.compile=true")
+    assert 0.0 <= train(cfg) <= 1.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from .io import atomic_write_text
 from .lit_module import VideoClassifier
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> float | None:
 
     summary = results_summary(cfg, trainer, module, test_metrics, time.time() - started)
     if trainer.is_global_zero:
-        write_json(output_dir / "results.json", summary)
+        atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=1))
         log.info("results: %s", output_dir / "results.json")
         print(f"\nTest top-1 {summary['test_top1']}, top-5 {summary['test_top5']}; outputs in {output_dir}")
     return summary["test_top1"]
@@ -115,10 +115,3 @@ def results_summary(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier
 def _float(value):
     return None if value is None else float(value)
 
-
-def write_json(path: Path, obj: dict) -> None:
-    """Atomic: a crash never leaves a half-written results file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)

@@ -13,9 +13,11 @@ A prepared dataset folder holds:
 from __future__ import annotations
 
 import csv
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
+
+from video_gn.io import atomic_write_text
 
 COLUMNS = ("path", "label", "label_name", "num_frames", "fps")
 
@@ -35,15 +37,12 @@ def manifest_path(root: str | Path, split: str) -> Path:
 
 def write_manifest(root: str | Path, split: str, records: list[ClipRecord]) -> Path:
     """Writes ``<root>/<split>.csv`` atomically (temporary file, then rename)."""
-    path = manifest_path(root, split)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        for r in records:
-            writer.writerow([r.path, r.label, r.label_name, r.num_frames, f"{r.fps:.6g}"])
-    os.replace(tmp, path)
-    return path
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for r in records:
+        writer.writerow([r.path, r.label, r.label_name, r.num_frames, f"{r.fps:.6g}"])
+    return atomic_write_text(manifest_path(root, split), buffer.getvalue())
 
 
 def read_manifest(root: str | Path, split: str) -> list[ClipRecord]:
@@ -66,11 +65,7 @@ def read_manifest(root: str | Path, split: str) -> list[ClipRecord]:
 
 
 def write_classes(root: str | Path, names: list[str]) -> Path:
-    path = Path(root) / "classes.txt"
-    tmp = path.with_name(f".classes.txt.tmp{os.getpid()}")
-    tmp.write_text("".join(n + "\n" for n in names), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(root) / "classes.txt", "".join(n + "\n" for n in names))
 
 
 def read_classes(root: str | Path) -> list[str]:
