@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import torch
 from conftest import CONF_DIR, REPO, compose_config
 from hydra.utils import instantiate
 
-from data_prep.synthetic import generate
+from data_prep.synthetic import CLASSES, generate
 from video_gn.data.datamodule import VideoDataModule
+from video_gn.data.manifest import ClipRecord, read_manifest, write_manifest
 from video_gn.lit_module import VideoClassifier, average_view_predictions
 from video_gn.train import train
 
@@ -135,6 +137,9 @@ def test_resume_reaches_the_same_state(tiny_data, tmp_path):
     a = _checkpoint_state(tmp_path / "straight/checkpoints/last.ckpt")
     b = _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")
     assert a == b and a["global_step"] == 12 and a["scheduler_step"] == 12
+    # The resumed run's results still cover the epoch before the interruption.
+    history = json.loads((tmp_path / "resumed/results.json").read_text())["val_history"]
+    assert [h["epoch"] for h in history] == [0, 1]
 
 
 class RankProbe(L.Callback):
@@ -222,3 +227,24 @@ def test_channels_last_3d_trains(tiny_data, tmp_path):
 def test_torch_compile_trains(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path, "debug=fast", "model.compile=true")
     assert 0.0 <= train(cfg) <= 1.0
+
+
+def test_epoch_with_missing_and_corrupt_videos_runs_and_counts_them(tiny_data, tmp_path, testdata):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    records = read_manifest(data, "train")
+    good = (data / records[0].path).read_bytes()
+    (data / "train" / "truncated.mp4").write_bytes(good[: len(good) // 3])  # "moov atom not found"
+    shutil.copy(testdata / "videos" / "decord__tests_test_data_corrupted.mp4", data / "train" / "corrupt.mp4")
+    # 16 rows: batches of 2 read every row (drop_last drops nothing).
+    write_manifest(data, "train", records + records[:1] + [
+        ClipRecord("train/missing.mp4", 0, CLASSES[0], 12, 15.0),
+        ClipRecord("train/truncated.mp4", 1, CLASSES[1], 12, 15.0),
+        ClipRecord("train/corrupt.mp4", 2, CLASSES[2], 50, 10.0)])
+    cfg = tiny_config(data, tmp_path / "run", "trainer.max_epochs=1", "test_after_fit=false")
+    train(cfg)
+    results = json.loads((tmp_path / "run/results.json").read_text())
+    assert results["global_step"] == 8  # the bad rows were replaced, not dropped
+    # Missing and truncated fail on every read; the raw corrupt file fails where a window
+    # crosses its bad packet. Each epoch reads every row once.
+    assert results["load_failures"] >= 2

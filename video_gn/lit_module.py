@@ -106,6 +106,12 @@ class VideoClassifier(L.LightningModule):
         logits = torch.cat([self(chunk) for chunk in views.split(self.hparams.test_views_per_forward)])
         return average_view_predictions(logits.view(b, v, -1))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_history = list(checkpoint.get("val_history", []))
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs = self.predict_views(batch["video"])
         self._log_accuracy("test", probs, batch["label"], on_epoch=True)
