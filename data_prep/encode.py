@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from video_gn.io import temporary_path
+
 
 class UnusableVideo(Exception):
     """The source cannot give a clip; ``reason`` is the report's category."""
@@ -86,7 +88,7 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
         container = av.open(str(src))
     except av.error.FFmpegError as e:
         raise UnusableVideo("undecodable", f"{src}: cannot open ({e})") from None
-    tmp = dst.with_name(f".{dst.stem}.tmp{os.getpid()}{dst.suffix}")
+    tmp = temporary_path(dst)
     try:
         if not container.streams.video:
             raise UnusableVideo("undecodable", f"{src}: no video stream")
@@ -120,7 +122,7 @@ def write_frames(frames: np.ndarray, dst: str | Path, fps: float,
                  settings: EncodeSettings = EncodeSettings()) -> ClipInfo:
     """Encodes uint8 RGB frames ``[T, H, W, 3]`` (even H, W) to ``dst`` atomically."""
     dst = Path(dst)
-    tmp = dst.with_name(f".{dst.stem}.tmp{os.getpid()}{dst.suffix}")
+    tmp = temporary_path(dst)
     rate = Fraction(fps).limit_denominator(1001)
     out, video = open_h264(tmp, frames.shape[2], frames.shape[1], rate, settings)
     try:
