@@ -152,6 +152,7 @@ def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
         assert sample["video"].shape == (30, 3, 8, 64, 64)
     assert ds[0]["load_failures"] == 0
 
-    write_manifest(root, "hopeless", bad)
+    # Only rows that fail on every read: the raw corrupt file decodes whenever a window misses its bad packet.
+    write_manifest(root, "hopeless", bad[:2])
     with pytest.raises(RuntimeError, match="videos in a row failed to load"):
         VideoClipDataset(root, "hopeless", "train", settings(), max_retries=3)[0]
