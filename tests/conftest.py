@@ -14,6 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 TESTDATA = REPO.parent / "shared" / "testdata"
 
+# Overrides that shrink a run to seconds on the tiny dataset below (none changes what is computed).
+TINY = ["data.num_classes=3", "data.frames_per_clip=4", "data.frame_stride=2", "data.crop_size=24",
+        "data.train_short_side=[24,32]", "data.eval_short_side=32", "data.num_test_clips=2",
+        "data.num_test_crops=2", "data.batch_size_per_device=2", "data.num_workers=0",
+        "data.generate=null", "model.width=32", "trainer.log_every_n_steps=1"]
+
 
 def compose_config(overrides=(), config_name="config", output_dir=None):
     """The real training config, as `python run.py <overrides>` would see it (hydra.* resolvable)."""
@@ -32,3 +38,13 @@ def testdata() -> Path:
     if not TESTDATA.is_dir():
         pytest.skip(f"shared test data not found at {TESTDATA}")
     return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A 3-class generated dataset: 4 train, 2 val, 2 test clips per class, 12 frames of 32x40."""
+    from data_prep.synthetic import generate
+
+    root = tmp_path_factory.mktemp("tiny") / "synthetic"
+    return generate(root, num_classes=3, clips_per_class={"train": 4, "val": 2, "test": 2}, frames=12,
+                    size=32, workers=1, progress=False)

@@ -128,7 +128,7 @@ def test_sample_shapes_per_mode(dataset_dir, decoder):
     s = settings(decoder=decoder)
     train = VideoClipDataset(root, "train", "train", s)[1]
     assert train["video"].shape == (3, 8, 48, 48) and train["video"].dtype == torch.uint8
-    assert train["label"] == 1 and train["load_failures"] == 0
+    assert train["label"] == 1 and train["load_errors"] == ""
     assert VideoClipDataset(root, "train", "val", s)[0]["video"].shape == (3, 8, 48, 48)
     test = VideoClipDataset(root, "train", "test", s)[0]["video"]
     assert test.shape == (30, 3, 8, 64, 64)  # [V = 10 clips x 3 crops, C, T, S, S]
@@ -148,9 +148,11 @@ def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
     ds = VideoClipDataset(root, "broken", "test", settings())
     for k in range(len(records), len(records) + 3):
         sample = ds[k]
-        assert sample["load_failures"] >= 1 and sample["index"] != k
+        assert sample["index"] != k
+        failed_path, reason = sample["load_errors"].split("\n")[0].split("\t")
+        assert failed_path == str(root / bad[k - len(records)].path) and reason
         assert sample["video"].shape == (30, 3, 8, 64, 64)
-    assert ds[0]["load_failures"] == 0
+    assert ds[0]["load_errors"] == ""
 
     # Only rows that fail on every read: the raw corrupt file decodes whenever a window misses its bad packet.
     write_manifest(root, "hopeless", bad[:2])

@@ -1,51 +1,113 @@
-"""The report on fabricated results.json files: known numbers land in known table cells."""
+"""The report on fabricated results.json files: known numbers land in known cells, runs that differ in
+any setting never share a cell, protocols never share a table, the paper's numbers only where the
+setting matches."""
 
 import csv
 import json
 
 from video_gn.report import main, report
 
+IMAGENET_GN = {"kind": "pretrained_2d", "file": "R-50-GN.pkl", "sha256": "ab" * 32}
+K400_TEST = "10 clips x 3 crops, split 'val', last checkpoint"
 
-def fake_run(root, name, norm, frames, batch, top1, top5, dataset="kinetics400", curve=None):
+
+def fake_run(root, name, norm, frames, batch, top1, top5, *, dataset="kinetics400", stride=None,
+             init=IMAGENET_GN, devices=8, seed=0, epochs=109, protocol=K400_TEST, curve=None,
+             arch="i3d"):
     run = root / name
     run.mkdir(parents=True)
-    results = {"norm": norm, "frames_per_clip": frames, "frame_stride": 64 // frames,
-               "batch_size_per_device": batch, "dataset": dataset, "test_top1": top1, "test_top5": top5,
-               "best_val_top1": None, "best_val_top5": None,
+    results = {"norm": norm, "frames_per_clip": frames, "frame_stride": stride or 64 // frames,
+               "batch_size_per_device": batch, "dataset": dataset, "arch": arch, "init": init,
+               "devices": devices, "seed": seed, "max_epochs": epochs,
+               "test_top1": top1, "test_top5": top5, "test_protocol": protocol if top1 is not None else None,
+               "best_val_top1": 0.5, "best_val_top5": 0.8,
                "val_history": [{"epoch": e, "top1": a, "top5": 1.0} for e, a in enumerate(curve or [])]}
     (run / "results.json").write_text(json.dumps(results))
     return run
 
 
-def test_table_cells_and_paper_numbers(tmp_path):
+def test_table_cells_mean_std_and_paper_numbers(tmp_path):
     sweep = tmp_path / "multirun"
     fake_run(sweep, "0", "bn", 32, 8, 0.700, 0.890, curve=[0.3, 0.5, 0.7])
     fake_run(sweep, "1", "gn", 32, 8, 0.690, 0.880)
     fake_run(sweep, "2", "bn", 32, 4, 0.650, 0.860)
     fake_run(sweep, "3", "gn", 32, 4, 0.680, 0.875)
-    fake_run(sweep, "4", "gn", 64, 4, 0.710, 0.900)
-    fake_run(sweep, "5", "gn", 64, 4, 0.730, 0.920)  # a second seed of the same cell: averaged
+    fake_run(sweep, "4", "gn", 64, 4, 0.710, 0.900, seed=0)
+    fake_run(sweep, "5", "gn", 64, 4, 0.730, 0.920, seed=1)  # a second seed of the same cell
     files = report([sweep], tmp_path / "out")
 
     md = files["markdown"].read_text().splitlines()
-    assert md[0] == ("| norm | 32 frames / 8 clips per GPU | 32 frames / 4 clips per GPU "
-                     "| 64 frames / 4 clips per GPU |")
-    assert md[2] == ("| BN | 70.0 / 89.0 (paper 73.3 / 90.7) | 65.0 / 86.0 (paper 72.1 / 90.0) "
+    assert md[0] == f"### kinetics400, i3d, init pretrained_2d R-50-GN.pkl (abababab), 8 device(s), " \
+                    f"109 epochs — multi-view test: {K400_TEST}"
+    assert md[2] == ("| norm | 32×2 frames / 8 clips per device | 32×2 frames / 4 clips per device "
+                     "| 64×1 frames / 4 clips per device |")
+    assert md[4] == ("| BN | 70.0 / 89.0 (paper 73.3 / 90.7) | 65.0 / 86.0 (paper 72.1 / 90.0) "
                      "| – (paper 73.3 / 90.8) |")  # no run yet: the paper's number still shows
-    assert md[3] == ("| GN | 69.0 / 88.0 (paper 73.0 / 90.6) | 68.0 / 87.5 (paper 72.8 / 90.6) "
-                     "| 72.0 / 91.0 (paper 74.5 / 91.7) |")
+    # mean ± sample std over the two seeds: 72.0 ± 1.4 (std of 71, 73), top-5 91.0 ± 1.4
+    assert md[5] == ("| GN | 69.0 / 88.0 (paper 73.0 / 90.6) | 68.0 / 87.5 (paper 72.8 / 90.6) "
+                     "| 72.0 ± 1.4 / 91.0 ± 1.4 (n=2) (paper 74.5 / 91.7) |")
+    assert "- BN (32×2 frames): top-1 falls 5.0 ± 0.0 points (n=1/1) from 8 to 4 clips per device" in md
     with files["csv"].open() as f:
         rows = {(r["norm"], r["frames_per_clip"], r["batch_size_per_device"]): r for r in csv.DictReader(f)}
     gn64 = rows[("gn", "64", "4")]
-    assert float(gn64["top1"]) == 72.0 and gn64["runs"] == "2" and gn64["paper_top1"] == "74.5"
+    assert float(gn64["top1_mean"]) == 72.0 and gn64["n"] == "2" and gn64["seeds"] == "0;1"
+    assert abs(float(gn64["top1_std"]) - 1.414) < 1e-3 and gn64["paper_top1"] == "74.5"
     for plot in ("accuracy_plot", "curves_plot"):
         data = files[plot].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
-def test_no_paper_numbers_for_other_datasets_and_cli(tmp_path, capsys):
-    fake_run(tmp_path / "runs", "a", "gn", 8, 2, 0.95, 1.0, dataset="synthetic", curve=[0.5, 0.95])
+def test_runs_that_differ_in_any_setting_are_never_merged(tmp_path):
+    runs = tmp_path / "runs"
+    fake_run(runs, "a", "gn", 32, 8, 0.70, 0.90)
+    fake_run(runs, "b", "gn", 32, 8, 0.60, 0.85, stride=1)  # 32x1: another column
+    fake_run(runs, "c", "gn", 32, 8, 0.50, 0.80, devices=4)  # another context
+    fake_run(runs, "d", "gn", 32, 8, 0.40, 0.70, init={"kind": "scratch"})
+    fake_run(runs, "e", "gn", 32, 8, 0.30, 0.60, dataset="synthetic")
+    fake_run(runs, "f", "gn", 32, 8, None, None)  # no test: its best validation, in its own table
+    text = report([runs], tmp_path / "out")["markdown"].read_text()
+    tables = [t for t in text.split("### ") if t]
+    assert len(tables) == 5
+    cells = [line for line in text.splitlines() if line.startswith("| GN |")]
+    assert sorted(cells) == sorted([
+        "| GN | 60.0 / 85.0 | 70.0 / 90.0 (paper 73.0 / 90.6) |",  # 32x1 and 32x2: two columns
+        "| GN | 50.0 / 80.0 |", "| GN | 40.0 / 70.0 |", "| GN | 30.0 / 60.0 |",
+        "| GN | 50.0 / 80.0 |"])
+    # The paper's numbers stand only beside the ImageNet-initialised 8-device multi-view test.
+    assert text.count("(paper 7") == 1
+    scratch = next(t for t in tables if "init scratch" in t)
+    assert "The paper's numbers are not shown" in scratch
+    assert "init: scratch (paper: ImageNet 2-D inflated (pretrained_2d))" in scratch
+    four = next(t for t in tables if "4 device(s)" in t)
+    assert "devices: 4 (paper: 8)" in four
+    val_only = next(t for t in tables if "best validation top-1" in t)
+    assert "| 32×2 frames / 8 clips per device |" in val_only
+
+
+def test_verdict_pairs_seeds(tmp_path):
+    runs = tmp_path / "runs"
+    for seed, (big, small) in enumerate([(0.80, 0.70), (0.82, 0.70), (0.78, 0.72)]):
+        fake_run(runs, f"bn8_{seed}", "bn", 8, 8, big, 0.9, dataset="synthetic", arch="small", seed=seed,
+                 init={"kind": "scratch"}, devices=1, epochs=10)
+        fake_run(runs, f"bn2_{seed}", "bn", 8, 2, small, 0.9, dataset="synthetic", arch="small", seed=seed,
+                 init={"kind": "scratch"}, devices=1, epochs=10)
+    text = report([runs], tmp_path / "out")["markdown"].read_text()
+    # Per-seed drops 10, 12, 6 -> mean 9.3, sample std 3.1.
+    assert "- BN (8×8 frames): top-1 falls 9.3 ± 3.1 points (std over 3 paired seeds) from 8 to 2 " \
+           "clips per device" in text
+
+
+def test_cli_prints_the_table_and_fails_clearly_without_runs(tmp_path, capsys):
+    fake_run(tmp_path / "runs", "a", "gn", 8, 2, 0.95, 1.0, dataset="synthetic", curve=[0.5, 0.95],
+             init={"kind": "scratch"})
     main([str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert "| GN | 95.0 / 100.0 |" in out and "(paper" not in out
     assert (tmp_path / "runs" / "report" / "val_top1_curves.png").is_file()
+    (tmp_path / "empty").mkdir()
+    try:
+        main([str(tmp_path / "empty")])
+    except SystemExit as e:
+        assert "no results.json under" in str(e.code)
+    else:
+        raise AssertionError("expected a clear error")

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -48,9 +49,9 @@ class VideoClassifier(L.LightningModule):
             for stage in ("train", "val", "test") for name, k in (("top1", 1), ("top5", top5))
         })
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
-        self.load_failures = torch.nn.ModuleDict(
-            {f"{s}_failures": SumMetric() for s in ("train", "val", "test")})
-        self.val_history: list[dict] = []
+        # Videos evaluated, summed over ranks: each video once (the loaders never pad under DDP).
+        self.videos_evaluated = torch.nn.ModuleDict({s: SumMetric() for s in ("val", "test")})
+        self.val_history: list[dict] = []  # one entry per validation that ran (not the sanity check)
 
     def setup(self, stage: str) -> None:
         if (self.hparams.norm.get("kind") == "syncbn" and self.trainer.world_size > 1
@@ -67,9 +68,6 @@ class VideoClassifier(L.LightningModule):
             video = video.contiguous(memory_format=torch.channels_last_3d)
         return {**batch, "video": video}
 
-    def _count_failures(self, stage: str, batch: dict) -> None:
-        self.load_failures[f"{stage}_failures"].update(batch["load_failures"].sum())
-
     def _log_accuracy(self, stage: str, scores: torch.Tensor, labels: torch.Tensor, **kw) -> None:
         for name in ("top1", "top5"):
             metric = self.metrics[f"{stage}_{name}"]
@@ -82,7 +80,6 @@ class VideoClassifier(L.LightningModule):
         self.train_loss(loss)
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self._log_accuracy("train", logits.detach(), batch["label"], on_step=False, on_epoch=True)
-        self._count_failures("train", batch)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -90,14 +87,18 @@ class VideoClassifier(L.LightningModule):
         self.val_loss(F.cross_entropy(logits, batch["label"]))
         self.log("val/loss", self.val_loss, on_epoch=True)
         self._log_accuracy("val", logits, batch["label"], on_epoch=True, prog_bar=True)
-        self._count_failures("val", batch)
+        self.videos_evaluated["val"].update(len(batch["label"]))
+        self.log("val/videos", self.videos_evaluated["val"], on_epoch=True)
 
-    def on_train_epoch_end(self) -> None:
-        # Validation of this epoch has run (Lightning validates inside the training epoch).
+    def on_validation_end(self) -> None:
+        # Here the epoch's metrics are synced over ranks (no collective of our own: rank 0's progress
+        # bar syncs at other points than the other ranks). Only validations that ran are recorded:
+        # an epoch without one (check_val_every_n_epoch > 1) adds nothing.
+        if self.trainer.sanity_checking:
+            return
         logged = self.trainer.callback_metrics
-        if "val/top1" in logged:
-            self.val_history.append({"epoch": self.current_epoch, "top1": float(logged["val/top1"]),
-                                     "top5": float(logged["val/top5"])})
+        self.val_history.append({"epoch": self.current_epoch, "top1": float(logged["val/top1"]),
+                                 "top5": float(logged["val/top5"]), "videos": int(logged["val/videos"])})
 
     def predict_views(self, video: torch.Tensor) -> torch.Tensor:
         """``[B, V, C, T, H, W]`` -> ``[B, K]``: softmax averaged over each video's V views."""
@@ -110,16 +111,16 @@ class VideoClassifier(L.LightningModule):
         checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_history = list(checkpoint.get("val_history", []))
+        # Only a resumed fit continues the run's history; testing a checkpoint (the best one after
+        # fit, or one given to evaluate) must not replace the history of the run that is testing it.
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            self.val_history = list(checkpoint.get("val_history", []))
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs = self.predict_views(batch["video"])
         self._log_accuracy("test", probs, batch["label"], on_epoch=True)
-        self._count_failures("test", batch)
-
-    def total_load_failures(self) -> int:
-        """Videos that failed to load so far, summed over stages, workers and ranks."""
-        return int(sum(m.compute() for m in self.load_failures.values() if m.update_count))
+        self.videos_evaluated["test"].update(len(batch["label"]))
+        self.log("test/videos", self.videos_evaluated["test"], on_epoch=True)
 
     def global_batch(self) -> int:
         return self.hparams.batch_size_per_device * self.trainer.world_size * \

@@ -2,10 +2,14 @@
 
     python -m video_gn.report logs/multiruns/2026-11-22_12-00-00 [more run dirs] [--out DIR]
 
-Reads every ``results.json`` below the given folders. The table has rows BN/GN (and any other
-norm), columns "clip length / clips per GPU", cells "top-1 / top-5" of the multi-view test (best
-validation where a run has no test). For Kinetics-400 the paper's numbers stand beside ours.
-Plots: accuracy vs clips per GPU per norm, and validation top-1 per epoch of every run.
+Reads every ``results.json`` below the given folders. Runs are grouped by every setting that changes
+the number; only seeds are averaged (mean ± std, n). One table per *context* — dataset, network,
+init, devices, epochs and evaluation protocol — each named; inside it rows are norms and columns
+"frames×stride / clips per device". Protocols never mix: the multi-view test is one table, the best
+single-view validation (of runs without a test) another. The paper's Table 8 numbers stand beside
+ours only where the setting matches theirs (Kinetics-400, I3D, ImageNet-inflated init, 8 devices,
+10×3 views on val). Under each table, a verdict per norm: the drop from the largest to the smallest
+clips per device. Plots: top-1 vs clips per device (error bars over seeds) and val top-1 per epoch.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -21,12 +27,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# GN paper, arXiv 1803.08494 Table 8: (frames, clips per GPU) -> norm -> (top-1, top-5), K400 val.
+# GN paper, arXiv 1803.08494 Table 8: (frames, stride, clips per GPU) -> norm -> (top-1, top-5),
+# Kinetics-400 val, I3D-R50 from ImageNet, 8 GPUs, 10 clips x 3 crops.
 PAPER_TABLE8 = {
-    (32, 8): {"bn": (73.3, 90.7), "gn": (73.0, 90.6)},
-    (32, 4): {"bn": (72.1, 90.0), "gn": (72.8, 90.6)},
-    (64, 4): {"bn": (73.3, 90.8), "gn": (74.5, 91.7)},
+    (32, 2, 8): {"bn": (73.3, 90.7), "gn": (73.0, 90.6)},
+    (32, 2, 4): {"bn": (72.1, 90.0), "gn": (72.8, 90.6)},
+    (64, 1, 4): {"bn": (73.3, 90.8), "gn": (74.5, 91.7)},
 }
+VAL_PROTOCOL = "best validation top-1 (1 centre view; the epoch is picked on the same split)"
 
 
 def load_runs(paths: list[Path]) -> list[dict]:
@@ -42,102 +50,219 @@ def load_runs(paths: list[Path]) -> list[dict]:
     return runs
 
 
-def _accuracy(run: dict) -> tuple[float | None, float | None]:
-    """Percent top-1/top-5: the multi-view test, else the best validation."""
-    top1 = run.get("test_top1") if run.get("test_top1") is not None else run.get("best_val_top1")
-    top5 = run.get("test_top5") if run.get("test_top5") is not None else run.get("best_val_top5")
-    return (None if top1 is None else 100 * top1, None if top5 is None else 100 * top5)
+def init_label(run: dict) -> str:
+    init = run.get("init") or {"kind": "unrecorded"}
+    return init["kind"] if "file" not in init else f"{init['kind']} {init['file']} ({init['sha256'][:8]})"
 
 
-def cells(runs: list[dict]) -> dict[tuple[str, int, int], dict]:
-    """(norm, frames, clips per GPU) -> mean accuracy over the runs of that cell (e.g. seeds)."""
-    grouped = defaultdict(list)
+@dataclass(frozen=True)
+class Context:
+    """Everything but the cell and the seed: runs in different contexts are never compared."""
+
+    dataset: str
+    arch: str
+    init: str
+    devices: int
+    max_epochs: int | None
+    protocol: str
+
+    def title(self) -> str:
+        return (f"{self.dataset}, {self.arch}, init {self.init}, {self.devices} device(s), "
+                f"{self.max_epochs} epochs — {self.protocol}")
+
+    def differences_from_paper(self) -> list[str]:
+        """How this setting differs from the paper's Table 8 (empty: comparable)."""
+        paper = {"dataset": ("kinetics400", self.dataset == "kinetics400"),
+                 "network": ("i3d", self.arch == "i3d"),
+                 "init": ("ImageNet 2-D inflated (pretrained_2d)", self.init.startswith("pretrained_2d")),
+                 "devices": ("8", self.devices == 8),
+                 "test": ("10 clips x 3 crops on val",
+                          "10 clips x 3 crops, split 'val'" in self.protocol)}
+        ours = {"dataset": self.dataset, "network": self.arch, "init": self.init,
+                "devices": str(self.devices), "test": self.protocol}
+        return [f"{key}: {ours[key]} (paper: {want})" for key, (want, same) in paper.items() if not same]
+
+    def matches_paper(self) -> bool:
+        return not self.differences_from_paper()
+
+
+def measurement(run: dict) -> tuple[Context, float, float | None]:
+    """(context, top-1 %, top-5 %): the multi-view test, else the best validation (a different
+    protocol, so a different context)."""
+    if run.get("test_top1") is not None:
+        protocol = "multi-view test: " + (run.get("test_protocol") or "protocol unrecorded")
+        top1, top5 = run["test_top1"], run.get("test_top5")
+    else:
+        protocol, top1, top5 = VAL_PROTOCOL, run.get("best_val_top1"), run.get("best_val_top5")
+    context = Context(run.get("dataset", ""), run.get("arch", ""), init_label(run), run.get("devices", 1),
+                      run.get("max_epochs"), protocol)
+    return context, (None if top1 is None else 100 * top1), (None if top5 is None else 100 * top5)
+
+
+@dataclass
+class Cell:
+    """The runs of one setting (seeds): mean ± std over them."""
+
+    top1: list[float] = field(default_factory=list)
+    top5: list[float] = field(default_factory=list)
+    seeds: list = field(default_factory=list)
+    run_dirs: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.top1)
+
+    def mean(self, which="top1") -> float:
+        values = getattr(self, which)
+        return sum(values) / len(values)
+
+    def std(self, which="top1") -> float:
+        values = getattr(self, which)
+        if len(values) < 2:
+            return 0.0
+        m = sum(values) / len(values)
+        return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+CellKey = tuple[str, int, int, int]  # norm, frames, stride, clips per device
+
+
+def tables(runs: list[dict]) -> dict[Context, dict[CellKey, Cell]]:
+    """Context -> (norm, frames, stride, clips per device) -> the seeds of that cell."""
+    out: dict[Context, dict[CellKey, Cell]] = defaultdict(lambda: defaultdict(Cell))
     for r in runs:
-        grouped[(r["norm"], r["frames_per_clip"], r["batch_size_per_device"])].append(r)
-    out = {}
-    for key, rs in grouped.items():
-        accs = [_accuracy(r) for r in rs]
-        top1 = [a for a, _ in accs if a is not None]
-        top5 = [b for _, b in accs if b is not None]
-        out[key] = {"top1": sum(top1) / len(top1) if top1 else None,
-                    "top5": sum(top5) / len(top5) if top5 else None, "runs": len(rs),
-                    "dataset": rs[0].get("dataset", ""), "run_dirs": [r["run_dir"] for r in rs]}
-    return out
+        context, top1, top5 = measurement(r)
+        if top1 is None:
+            continue
+        cell = out[context][(r["norm"], r["frames_per_clip"], r.get("frame_stride", 1),
+                             r["batch_size_per_device"])]
+        cell.top1.append(top1)
+        cell.top5.append(top5 if top5 is not None else float("nan"))
+        cell.seeds.append(r.get("seed"))
+        cell.run_dirs.append(r["run_dir"])
+    return {c: dict(t) for c, t in sorted(out.items(), key=lambda kv: -sum(x.n for x in kv[1].values()))}
 
 
-def _fmt(top1, top5) -> str:
-    return "–" if top1 is None else f"{top1:.1f} / {top5:.1f}"
+def _fmt(cell: Cell | None) -> str:
+    if cell is None:
+        return "–"
+    if cell.n == 1:
+        return f"{cell.mean():.1f} / {cell.mean('top5'):.1f}"
+    return (f"{cell.mean():.1f} ± {cell.std():.1f} / {cell.mean('top5'):.1f} ± {cell.std('top5'):.1f}"
+            f" (n={cell.n})")
 
 
-def table_rows(table: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the Markdown table (paper's layout)."""
-    columns = sorted({(f, b) for _, f, b in table}, key=lambda c: (c[0], -c[1]))
-    norms = sorted({n for n, _, _ in table}, key=lambda n: (n not in ("bn", "gn"), n))
-    kinetics = any(c["dataset"] == "kinetics400" for c in table.values())
-    header = ["norm"] + [f"{f} frames / {b} clips per GPU" for f, b in columns]
+def _norm_order(norms) -> list[str]:
+    return sorted(norms, key=lambda n: (n not in ("bn", "gn"), n))
+
+
+def table_rows(context: Context, table: dict[CellKey, Cell]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one Markdown table (the paper's layout)."""
+    columns = sorted({k[1:] for k in table}, key=lambda c: (c[0] * c[1], c[0], -c[2]))
+    header = ["norm"] + [f"{f}×{s} frames / {b} clips per device" for f, s, b in columns]
     rows = []
-    for norm in norms:
+    for norm in _norm_order({k[0] for k in table}):
         row = [norm.upper()]
-        for f, b in columns:
-            cell = table.get((norm, f, b))
-            text = _fmt(cell["top1"], cell["top5"]) if cell else "–"
-            paper = PAPER_TABLE8.get((f, b), {}).get(norm)
-            if kinetics and paper:
+        for f, s, b in columns:
+            text = _fmt(table.get((norm, f, s, b)))
+            paper = PAPER_TABLE8.get((f, s, b), {}).get(norm)
+            if paper and context.matches_paper():
                 text += f" (paper {paper[0]:.1f} / {paper[1]:.1f})"
             row.append(text)
         rows.append(row)
     return header, rows
 
 
-def write_markdown(table: dict, path: Path) -> None:
-    header, rows = table_rows(table)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines.append("")
-    lines.append("Cells: top-1 / top-5 (%), multi-view test (best validation where a run has no test).")
-    path.write_text("\n".join(lines) + "\n")
+def verdicts(table: dict[CellKey, Cell]) -> list[str]:
+    """Per norm and clip setting: top-1 change from the largest to the smallest clips per device."""
+    lines = []
+    for norm in _norm_order({k[0] for k in table}):
+        for f, s in sorted({(k[1], k[2]) for k in table if k[0] == norm}):
+            batches = sorted(k[3] for k in table if k[:3] == (norm, f, s))
+            if len(batches) < 2:
+                continue
+            big, small = table[(norm, f, s, batches[-1])], table[(norm, f, s, batches[0])]
+            lines.append(f"{norm.upper()} ({f}×{s} frames): top-1 {_change(big, small)} from "
+                         f"{batches[-1]} to {batches[0]} clips per device")
+    return lines
 
 
-def write_csv(table: dict, path: Path) -> None:
+def _change(big: Cell, small: Cell) -> str:
+    """Mean change, with its spread: per-seed differences where both cells ran the same seeds."""
+    if big.seeds == small.seeds and big.n >= 2 and None not in big.seeds:
+        diffs = [b - a for a, b in zip(big.top1, small.top1, strict=True)]
+        diff = Cell(top1=diffs)
+        spread, how = diff.std(), f"std over {diff.n} paired seeds"
+    else:
+        spread = math.sqrt(big.std() ** 2 + small.std() ** 2)
+        how = f"n={big.n}/{small.n}"
+    delta = small.mean() - big.mean()
+    return f"{'falls' if delta < 0 else 'rises'} {abs(delta):.1f} ± {spread:.1f} points ({how})"
+
+
+def write_markdown(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
+    lines = []
+    for context, table in all_tables.items():
+        header, rows = table_rows(context, table)
+        lines.append(f"### {context.title()}")
+        lines.append("")
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+        lines.append("Cells: top-1 / top-5 (%), mean ± std over seeds (n runs).")
+        if context.dataset == "kinetics400" and not context.matches_paper():
+            lines.append("The paper's numbers are not shown: this setting differs from theirs in "
+                         + "; ".join(context.differences_from_paper()) + ".")
+        for verdict in verdicts(table):
+            lines.append(f"- {verdict}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["norm", "frames_per_clip", "batch_size_per_device", "top1", "top5", "runs",
-                    "paper_top1", "paper_top5", "run_dirs"])
-        for (norm, frames, batch), c in sorted(table.items()):
-            paper = PAPER_TABLE8.get((frames, batch), {}).get(norm) \
-                if c["dataset"] == "kinetics400" else None
-            w.writerow([norm, frames, batch, c["top1"], c["top5"], c["runs"],
-                        paper[0] if paper else "", paper[1] if paper else "", ";".join(c["run_dirs"])])
+        w.writerow(["dataset", "arch", "init", "devices", "max_epochs", "protocol", "norm",
+                    "frames_per_clip", "frame_stride", "batch_size_per_device", "top1_mean", "top1_std",
+                    "top5_mean", "top5_std", "n", "seeds", "paper_top1", "paper_top5", "run_dirs"])
+        for context, table in all_tables.items():
+            for (norm, frames, stride, batch), c in sorted(table.items()):
+                paper = PAPER_TABLE8.get((frames, stride, batch), {}).get(norm) \
+                    if context.matches_paper() else None
+                w.writerow([context.dataset, context.arch, context.init, context.devices,
+                            context.max_epochs, context.protocol, norm, frames, stride, batch,
+                            round(c.mean(), 3), round(c.std(), 3), round(c.mean("top5"), 3),
+                            round(c.std("top5"), 3), c.n, ";".join(map(str, c.seeds)),
+                            paper[0] if paper else "", paper[1] if paper else "", ";".join(c.run_dirs)])
 
 
-def plot_accuracy_vs_batch(table: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for norm in sorted({n for n, _, _ in table}):
-        for frames in sorted({f for _, f, _ in table}):
-            points = sorted((b, c["top1"]) for (n, f, b), c in table.items()
-                            if n == norm and f == frames and c["top1"] is not None)
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=f"{norm.upper()}, {frames} frames")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("clips per GPU")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title("Accuracy vs batch size per device")
-    ax.grid(alpha=0.3)
-    ax.legend()
+def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
+    """One panel per context: top-1 vs clips per device, a line per norm and clip setting."""
+    n = len(all_tables)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.2), squeeze=False)
+    for ax, (context, table) in zip(axes[0], all_tables.items(), strict=True):
+        for norm in _norm_order({k[0] for k in table}):
+            for f, s in sorted({(k[1], k[2]) for k in table if k[0] == norm}):
+                cells = sorted((k[3], c) for k, c in table.items() if k[:3] == (norm, f, s))
+                ax.errorbar([b for b, _ in cells], [c.mean() for _, c in cells],
+                            yerr=[c.std() for _, c in cells], marker="o", capsize=4,
+                            label=f"{norm.upper()}, {f}×{s} frames")
+        ax.set_xscale("log", base=2)
+        batches = sorted({k[3] for k in table})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_xlabel("clips per device")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title(f"{context.dataset}, {context.arch}, init {context.init.split(' ')[0]}\n"
+                     f"{context.protocol[:70]}", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def validation_curve(run: dict) -> list[tuple[int, float]]:
-    """(epoch, val top-1 %) from the run's CSV log, else from results.json's history."""
-    metrics = Path(run["run_dir"]) / "csv" / "metrics.csv"
-    if metrics.is_file():
-        with metrics.open(newline="") as f:
-            points = [(int(r["epoch"]), 100 * float(r["val/top1"])) for r in csv.DictReader(f)
-                      if r.get("val/top1")]
-        if points:
-            return points
+    """(epoch, val top-1 %) of every validation the run made (results.json's history)."""
     return [(h["epoch"], 100 * h["top1"]) for h in run.get("val_history", [])]
 
 
@@ -146,13 +271,15 @@ def plot_training_curves(runs: list[dict], path: Path) -> None:
     for r in runs:
         points = validation_curve(r)
         if points:
-            label = f"{r['norm'].upper()} {r['frames_per_clip']}f b{r['batch_size_per_device']}"
+            label = (f"{r['norm'].upper()} {r['frames_per_clip']}f b{r['batch_size_per_device']}"
+                     f" s{r.get('seed', '?')}")
             ax.plot(*zip(*points, strict=True), marker=".", label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("val top-1 (%)")
     ax.set_title("Validation accuracy during training")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0] and len(runs) <= 24:
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -160,13 +287,15 @@ def plot_training_curves(runs: list[dict], path: Path) -> None:
 
 def report(paths: list[Path], out: Path) -> dict[str, Path]:
     runs = load_runs(paths)
-    table = cells(runs)
+    all_tables = tables(runs)
+    if not all_tables:
+        raise ValueError(f"no run under {', '.join(map(str, paths))} has a test or validation result")
     out.mkdir(parents=True, exist_ok=True)
     files = {"markdown": out / "table8.md", "csv": out / "table8.csv",
              "accuracy_plot": out / "accuracy_vs_batch.png", "curves_plot": out / "val_top1_curves.png"}
-    write_markdown(table, files["markdown"])
-    write_csv(table, files["csv"])
-    plot_accuracy_vs_batch(table, files["accuracy_plot"])
+    write_markdown(all_tables, files["markdown"])
+    write_csv(all_tables, files["csv"])
+    plot_accuracy_vs_batch(all_tables, files["accuracy_plot"])
     plot_training_curves(runs, files["curves_plot"])
     return files
 
@@ -176,7 +305,10 @@ def main(argv=None) -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run dirs, multirun dirs or results.json files")
     p.add_argument("--out", type=Path, default=None, help="default: <first path>/report")
     a = p.parse_args(argv)
-    files = report(a.runs, a.out or a.runs[0] / "report")
+    try:
+        files = report(a.runs, a.out or a.runs[0] / "report")
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     print(files["markdown"].read_text())
     for name, path in files.items():
         print(f"{name}: {path}")

@@ -1,5 +1,8 @@
 """``train(cfg)``: seed -> datamodule, module, callbacks, loggers, trainer -> fit -> multi-view test
-on the best checkpoint -> ``<run dir>/results.json``.
+-> ``<run dir>/results.json`` (and ``load_failures.csv``).
+
+``train=false`` skips the fit and evaluates a checkpoint (``ckpt_path``, ours) or imported weights
+(``model.pretrained_3d``) with the same multi-view test, writing the same files.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .io import atomic_write_text
+from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
+from .load_failures import LoadFailureLog, write_load_failures_csv
+from .models.provenance import init_record, sha256_of
 
 log = logging.getLogger(__name__)
-# Normalising on the device in the LightningModule's on_after_batch_transfer is deliberate.
-warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -38,80 +43,183 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return str(last) if last.is_file() else None
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Trains and tests one configuration; returns the test top-1 (for Hydra sweepers)."""
-    started = time.time()
-    output_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
-
-    datamodule = hydra.utils.instantiate(cfg.data)
-    module = VideoClassifier(
+def build_module(cfg: DictConfig) -> VideoClassifier:
+    return VideoClassifier(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         norm=OmegaConf.to_container(cfg.norm, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=cfg.data.num_classes, batch_size_per_device=cfg.data.batch_size_per_device,
         mean=list(cfg.data.mean), std=list(cfg.data.std))
+
+
+def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
+    """``train=false``: the network of ``ckpt_path`` (built from the hyperparameters saved in it), or
+    the configured network with ``model.pretrained_3d`` loaded; and its init record."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        saved = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        if saved.get("num_classes") != cfg.data.num_classes:
+            raise ValueError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
+                             f"data.num_classes={cfg.data.num_classes}")
+        # The checkpoint holds the weights: its start-up files need not exist any more.
+        model = {**saved["model"], "pretrained_2d": None, "pretrained_3d": None}
+        module = VideoClassifier.load_from_checkpoint(path, map_location="cpu", model=model)
+        return module, {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path)}
+    if not cfg.model.get("pretrained_3d"):
+        raise ValueError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
+                         "ours) or model.pretrained_3d=PATH (an imported I3D model)")
+    return build_module(cfg), init_record(cfg.model)
+
+
+def test_checkpoint(trainer: L.Trainer, datamodule) -> tuple[str | None, str, str]:
+    """Which weights the test after fit uses: (ckpt path or None for the final weights, name, why).
+
+    The best checkpoint is picked on the val split; testing it on that same split would report a
+    number selected on its own data, so then the last checkpoint is tested instead.
+    """
+    val, test = datamodule.splits["val"], datamodule.splits["test"]
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if test == val:
+        return None, "last", f"the test split '{test}' is the split that picks the best checkpoint"
+    if not best:
+        return None, "last", "no best checkpoint was saved"
+    return best, "best", f"best val/top1 on split '{val}', tested on the separate split '{test}'"
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Trains (unless ``train=false``) and tests one configuration; returns the test top-1 (for
+    Hydra sweepers). A run that fails before writing anything leaves no folder behind."""
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        return _run(cfg, output_dir)
+    finally:
+        if rank_zero_only.rank == 0:
+            remove_if_empty_run(output_dir)
+
+
+def _run(cfg: DictConfig, output_dir: Path) -> float | None:
+    started = time.time()
+    fitting = cfg.get("train", True)
+    if fitting:
+        init = init_record(cfg.model)  # fails fast on an undecided init, before any work
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    if fitting:
+        module = build_module(cfg)
+    else:
+        module, init = module_to_evaluate(cfg)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
         logger=_instantiate_all(cfg.get("logger")) or False)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-
-    ckpt_path = resume_checkpoint(cfg, output_dir)
-    if ckpt_path:
-        log.info("resuming from %s", ckpt_path)
     network = torch.compile(module) if cfg.model.get("compile") else module
-    trainer.fit(network, datamodule=datamodule, ckpt_path=ckpt_path)
 
     test_metrics = {}
-    if cfg.get("test_after_fit"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(network, datamodule=datamodule, ckpt_path=best or None)
-        test_metrics = results[0] if results else {}
+    tested = {"checkpoint": "given", "reason": "train=false evaluates the given weights"}
+    with ranks_run_this_job(output_dir), warnings.catch_warnings():
+        # Normalising on the device in on_after_batch_transfer is deliberate.
+        warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+        if fitting:
+            ckpt_path = resume_checkpoint(cfg, output_dir)
+            if ckpt_path:
+                log.info("resuming from %s", ckpt_path)
+            trainer.fit(network, datamodule=datamodule, ckpt_path=ckpt_path)
+        history = list(module.val_history)  # testing a checkpoint must not change the run's history
+        if fitting and not history:
+            history = _history_from_last_checkpoint(output_dir)
+        if cfg.get("test_after_fit") or not fitting:
+            ckpt, name, reason = test_checkpoint(trainer, datamodule) if fitting else (None, "given", "")
+            tested = {"checkpoint": name, "reason": reason or tested["reason"]}
+            results = trainer.test(network, datamodule=datamodule, ckpt_path=ckpt)
+            test_metrics = results[0] if results else {}
+    tested["split"], tested["val_split"] = datamodule.splits["test"], datamodule.splits["val"]
 
-    summary = results_summary(cfg, trainer, module, test_metrics, time.time() - started)
+    if trainer.fast_dev_run:
+        print("\ndebug run (fast_dev_run): nothing written")
+        return _float(test_metrics.get("test/top1"))
+    failure_log = next((c for c in trainer.callbacks if isinstance(c, LoadFailureLog)), None)
+    failed = failure_log.failed() if failure_log else None
+    summary = results_summary(cfg, trainer, init, history, test_metrics, tested, failed,
+                              time.time() - started)
     if trainer.is_global_zero:
+        if failure_log:
+            write_load_failures_csv(failed, output_dir / "load_failures.csv")
         atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=1))
         log.info("results: %s", output_dir / "results.json")
-        print(f"\nTest top-1 {summary['test_top1']}, top-5 {summary['test_top5']}; outputs in {output_dir}")
+        print(f"\nTest top-1 {summary['test_top1']}, top-5 {summary['test_top5']} "
+              f"({summary['test_protocol']}); outputs in {output_dir}")
     return summary["test_top1"]
 
 
-def results_summary(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier, test: dict,
-                    wall_time_s: float) -> dict:
-    """What the report reads: the setting, the best validation and the multi-view test accuracy."""
-    history = module.val_history
+def _history_from_last_checkpoint(output_dir: Path) -> list[dict]:
+    """Ranks started with spawn (``trainer=ddp_cpu``) keep their history in their own processes;
+    the last checkpoint rank 0 wrote holds it."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return []
+    return list(torch.load(last, map_location="cpu", weights_only=False).get("val_history", []))
+
+
+def test_protocol(cfg: DictConfig, tested: dict) -> str:
+    """E.g. "10 clips x 3 crops, split 'val', last checkpoint": what the report groups by."""
+    d = cfg.data
+    return (f"{d.num_test_clips} clips x {d.num_test_crops} crops, split '{tested['split']}', "
+            f"{tested['checkpoint']} checkpoint")
+
+
+def results_summary(cfg: DictConfig, trainer: L.Trainer, init: dict, history: list[dict], test: dict,
+                    tested: dict, failed: dict[str, str] | None, wall_time_s: float) -> dict:
+    """What the report reads: every setting that changes the number, the validation history and
+    the multi-view test with its protocol."""
     best = max(history, key=lambda h: h["top1"]) if history else {}
     devices = trainer.world_size
     try:
         overrides = list(HydraConfig.get().overrides.task)
     except ValueError:  # called outside a Hydra app (tests composing the config)
         overrides = []
+    d = cfg.data
+    has_test = test.get("test/top1") is not None
     return {
         "overrides": overrides,
-        "dataset": cfg.data.get("name", ""),
+        "dataset": d.get("name", ""),
         "arch": cfg.model.arch,
+        "init": init,
         "norm": cfg.norm.kind,
-        "frames_per_clip": cfg.data.frames_per_clip,
-        "frame_stride": cfg.data.frame_stride,
-        "batch_size_per_device": cfg.data.batch_size_per_device,
+        "seed": cfg.seed,
+        "frames_per_clip": d.frames_per_clip,
+        "frame_stride": d.frame_stride,
+        "crop_size": d.crop_size,
+        "batch_size_per_device": d.batch_size_per_device,
         "devices": devices,
-        "global_batch": cfg.data.batch_size_per_device * devices * trainer.accumulate_grad_batches,
+        "global_batch": d.batch_size_per_device * devices * trainer.accumulate_grad_batches,
+        "max_epochs": cfg.trainer.max_epochs if cfg.get("train", True) else None,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
+        "val_split": tested["val_split"],
         "best_val_top1": best.get("top1"),
         "best_val_top5": best.get("top5"),
         "best_val_epoch": best.get("epoch"),
         "val_history": history,
+        "test_split": tested["split"] if has_test else None,
+        "test_views": f"{d.num_test_clips}x{d.num_test_crops}" if has_test else None,
+        "test_checkpoint": tested["checkpoint"] if has_test else None,
+        "test_checkpoint_reason": tested["reason"] if has_test else None,
+        "test_protocol": test_protocol(cfg, tested) if has_test else None,
+        "test_videos": int(test["test/videos"]) if "test/videos" in test else None,
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),
         "wall_time_s": round(wall_time_s, 1),
         "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated() / 2**30
                                 if torch.cuda.is_available() else None),
-        "load_failures": module.total_load_failures(),
+        # Distinct videos that failed to load (train, val and test; every rank; across resumes).
+        "load_failures": None if failed is None else len(failed),
+        "load_failures_file": None if failed is None else "load_failures.csv",
     }
 
 
 def _float(value):
     return None if value is None else float(value)
-

@@ -1,7 +1,8 @@
 """``VideoDataModule``: the ``data.*`` config -> train/val/test loaders over a prepared dataset.
 
 Batch size is **per device**; under DDP Lightning swaps in its own DistributedSampler, so each
-rank reads a different shard. Test loaders carry one video per batch (its views are many).
+rank reads a different shard of the training set; validation and test give every video to exactly
+one rank. Test loaders carry one video per batch (its views are many).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from .dataset import ClipSettings, VideoClipDataset
@@ -71,8 +73,15 @@ class VideoDataModule(L.LightningDataModule):
         return VideoClipDataset(self.root, self.splits[which], which, self.settings, self.max_retries)
 
     def _loader(self, which: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(self._dataset(which), batch_size=batch_size, shuffle=shuffle,
-                          drop_last=shuffle, num_workers=self.num_workers,
+        dataset = self._dataset(which)
+        sampler = None
+        if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's DistributedSampler pads the ranks to equal length, so some videos would be
+            # evaluated twice; this one gives every video to exactly one rank (Lightning keeps it).
+            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
+                                                   rank=self.trainer.global_rank, shuffle=False)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                          sampler=sampler, drop_last=shuffle, num_workers=self.num_workers,
                           pin_memory=torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0)
 

@@ -1,10 +1,11 @@
 """Map-style dataset of clips from a manifest, robust to bad files.
 
 A sample is a dict: ``video`` (uint8 ``[C, T, H, W]``, or ``[V, C, T, H, W]`` in test mode),
-``label``, ``index`` (of the manifest row), and ``load_failures`` (videos that failed before this
-sample was produced). A video that fails to open or decode is logged with its path and reason and
-replaced by another sample, so an epoch never stops for one bad file; the module sums
-``load_failures`` so the count survives worker processes and DDP.
+``label``, ``index`` (of the manifest row), and ``load_errors``: one ``path<TAB>reason`` line per
+video that failed before this sample was produced (a string, so it crosses worker processes and
+the default collate). A video that fails to open or decode is logged with its path and reason and
+replaced by another sample, so an epoch never stops for one bad file; the module keeps the
+distinct failed paths (``VideoClassifier.failed_videos``) across workers, ranks and resumes.
 """
 
 from __future__ import annotations
@@ -72,14 +73,15 @@ class VideoClipDataset(Dataset):
                 sample = self._load(candidate)
             except DecodeError as e:
                 log.warning("skipping unreadable video %s (%s)", e.path, e.reason)
-                failures.append(f"{e.path}: {e.reason}")
+                failures.append(f"{e.path}\t{e.reason}")
                 # Deterministic replacement, different for each attempt.
                 candidate = int(np.random.default_rng([index, len(failures)]).integers(len(self)))
                 continue
-            sample["load_failures"] = len(failures)
+            sample["load_errors"] = "\n".join(failures)
             return sample
         raise RuntimeError(f"{len(failures)} videos in a row failed to load from {self.root} "
-                           f"({self.split}); last errors:\n  " + "\n  ".join(failures[-3:]))
+                           f"({self.split}); last errors:\n  "
+                           + "\n  ".join(f.replace("\t", ": ") for f in failures[-3:]))
 
     def _load(self, index: int) -> dict:
         record, s = self.records[index], self.settings

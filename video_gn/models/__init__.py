@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .caffe2_import import is_caffe2_pickle, load_caffe2
 from .inflate import inflate_from_2d
 from .norm import NormSpec, is_norm
 from .resnet3d import ResNet3d, build_model
 
-# conf/model keys that are not architecture settings: how to load and run the network.
-RUNTIME_KEYS = ("pretrained_2d", "channels_last_3d", "compile")
+# conf/model keys that are not architecture settings: how to initialise, load and run the network.
+RUNTIME_KEYS = ("init", "pretrained_2d", "pretrained_3d", "channels_last_3d", "compile")
 
 
 def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> ResNet3d:
-    """``conf/model/*`` + ``conf/norm/*`` -> network, inflated from a 2D checkpoint if one is given."""
+    """``conf/model/*`` + ``conf/norm/*`` -> network, with its starting weights if a file is given:
+    ``pretrained_2d`` (a 2-D ImageNet ResNet, torchvision layout or Caffe2 pickle, inflated; the head
+    stays random) or ``pretrained_3d`` (a whole 3-D network as released with the Non-local code).
+    """
     arch_kwargs = {k: v for k, v in model_cfg.items() if k not in RUNTIME_KEYS}
     if "blocks_per_stage" in arch_kwargs:  # a ListConfig from YAML
         arch_kwargs["blocks_per_stage"] = tuple(arch_kwargs["blocks_per_stage"])
     model = build_model(norm=NormSpec.from_config(norm_cfg), num_classes=num_classes, **arch_kwargs)
     if model_cfg.get("pretrained_2d"):
-        inflate_from_2d(model, model_cfg["pretrained_2d"])
+        path = model_cfg["pretrained_2d"]
+        if is_caffe2_pickle(path):
+            load_caffe2(model, path, inflate=True, include_head=False)
+        else:
+            inflate_from_2d(model, path)
+    if model_cfg.get("pretrained_3d"):
+        load_caffe2(model, model_cfg["pretrained_3d"], inflate=False, include_head=True)
     return model
 
 

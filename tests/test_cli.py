@@ -1,0 +1,129 @@
+"""The README's commands as a user types them: a subprocess in a fresh working directory, with only
+overrides that shrink the work (sizes, epochs, ``trainer.limit_*_batches``) added."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, TINY
+
+# TINY without the keys the commands below set themselves.
+SHRINK = [o for o in TINY if not o.startswith(("data.generate", "data.batch_size_per_device"))]
+ONE_BATCH = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+             "trainer.limit_test_batches=1"]
+
+
+@pytest.fixture
+def user_dir(tmp_path, tiny_data):
+    """A fresh working directory whose data cache already holds the (tiny) generated dataset."""
+    shutil.copytree(tiny_data, tmp_path / "data" / "synthetic")
+    return tmp_path
+
+
+def user_env() -> dict:
+    """The environment as a user has it: none of this project's variables."""
+    return {k: v for k, v in os.environ.items() if k not in ("PROJECT_ROOT", "VIDEO_GN_DATA")}
+
+
+def run_py(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, env=user_env(),
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"run.py {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def results_under(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("results.json"))]
+
+
+def test_readme_grid_then_report(user_dir):
+    """README: the grid on the generated data as one multirun, then the report on its folder."""
+    run_py(user_dir, "-m", "experiment=synthetic_grid", "norm=bn,gn", "data.batch_size_per_device=4,2",
+           "seed=0,1", *SHRINK, *ONE_BATCH)
+    (sweep,) = (user_dir / "logs" / "multiruns").iterdir()
+    runs = results_under(sweep)
+    assert sorted((r["norm"], r["batch_size_per_device"], r["seed"]) for r in runs) == sorted(
+        (n, b, s) for n in ("bn", "gn") for b in (4, 2) for s in (0, 1))
+    report = subprocess.run([sys.executable, "-m", "video_gn.report", str(sweep.relative_to(user_dir))],
+                            cwd=user_dir, env=user_env(), capture_output=True, text=True, check=True).stdout
+    assert "| norm | 4×2 frames / 4 clips per device | 4×2 frames / 2 clips per device |" in report
+    rows = [line for line in report.splitlines() if line.startswith(("| BN |", "| GN |"))]
+    assert len(rows) == 2 and all(line.count("(n=2)") == 2 for line in rows)
+    assert (sweep / "report" / "accuracy_vs_batch.png").stat().st_size > 5000
+
+
+def test_debug_fast_writes_nothing(user_dir):
+    proc = run_py(user_dir, "debug=fast", *SHRINK)
+    assert "nothing written" in proc.stdout
+    assert not list((user_dir / "logs" / "runs").iterdir())
+
+
+def test_config_error_is_clear_and_leaves_no_run_folder(user_dir):
+    """A Kinetics cell without a decided init stops at once, names the keys, and leaves nothing."""
+    proc = run_py(user_dir, "experiment=k400_i3d_r50_gn_32x2_b4", f"data.root={user_dir}", check=False)
+    assert proc.returncode != 0
+    assert "model.init is not set: give model.pretrained_2d=PATH" in proc.stderr
+    assert not list((user_dir / "logs" / "runs").iterdir())
+
+
+def test_evaluate_a_finished_run_tests_exactly_that_checkpoint(user_dir):
+    """README: `python run.py train=false ckpt_path=...` runs the multi-view test of that checkpoint."""
+    run_py(user_dir, *SHRINK, "data.batch_size_per_device=2", "trainer.max_epochs=2")
+    (run_dir,) = (user_dir / "logs" / "runs").iterdir()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    run_py(user_dir, "train=false", f"ckpt_path={last.relative_to(user_dir)}", *SHRINK)
+    evaluation = [r for r in results_under(user_dir / "logs" / "runs") if r["init"]["kind"] == "checkpoint"]
+    (result,) = evaluation
+    assert result["test_checkpoint"] == "given" and result["init"]["file"] == "last.ckpt"
+    assert result["test_videos"] == 6 and result["global_step"] == 0 and result["val_history"] == []
+    # Independently: the last checkpoint's weights, every test video, softmax averaged over 2x2 views.
+    assert result["test_top1"] == pytest.approx(_top1_of_checkpoint(last, user_dir / "data" / "synthetic"))
+
+
+def _top1_of_checkpoint(ckpt: Path, root: Path) -> float:
+    from video_gn.data.dataset import ClipSettings, VideoClipDataset
+    from video_gn.lit_module import VideoClassifier
+
+    module = VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    settings = ClipSettings(frames_per_clip=4, frame_stride=2, crop_size=24, eval_short_side=32,
+                            num_test_clips=2, num_test_crops=2, decoder="decord")
+    dataset = VideoClipDataset(root, "test", "test", settings)
+    correct = 0
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            views = module.on_after_batch_transfer({"video": sample["video"][None]}, 0)["video"]
+            correct += int(module.predict_views(views).argmax(-1).item() == sample["label"])
+    return correct / len(dataset)
+
+
+# The Kinetics cells on CPU: ranks as processes instead of GPUs, and clips small enough for the real
+# I3D-R50 (8 frames of 24 px still pass every stride of the network).
+ON_CPU = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+I3D_SHRINK = [o for o in SHRINK if not o.startswith(("data.frames_per_clip", "model.width"))] + [
+    "data.frames_per_clip=8"]
+
+
+def test_readme_kinetics_grid_with_ddp_runs_each_job_once(user_dir):
+    """README: the Table 8 grid, `trainer=ddp` (the experiment's), from scratch. Lightning starts the
+    second rank by re-running the command line: it must run this job, not the whole sweep again."""
+    root = user_dir / "data" / "synthetic"  # a prepared dataset in the manifest format
+    run_py(user_dir, "-m", "experiment=k400_i3d_r50", "norm=bn,gn", "data.batch_size_per_device=2",
+           f"data.root={root}", "model.init=scratch", *ON_CPU, *I3D_SHRINK, *ONE_BATCH[:3])
+    sweeps = list((user_dir / "logs" / "multiruns").iterdir())
+    assert len(sweeps) == 1 and not (user_dir / "logs" / "runs").exists()  # no rank ran a sweep of its own
+    runs = results_under(sweeps[0])
+    assert sorted(r["norm"] for r in runs) == ["bn", "gn"] and {r["devices"] for r in runs} == {2}
+    for r in runs:
+        assert r["init"] == {"kind": "scratch"} and r["arch"] == "i3d"
+        # Kinetics tests on val, the split that picks the best checkpoint: so the last one is tested.
+        assert (r["test_split"], r["test_checkpoint"]) == ("val", "last")
+        assert r["test_views"] == "2x2" and r["test_videos"] == 6  # every val video, once

@@ -1,0 +1,151 @@
+"""Import the paper's own Caffe2 / Detectron weights: pickles with numpy arrays under ``"blobs"``.
+
+Two kinds of file, one name map (``caffe2_key_to_3d``):
+
+- the 2-D ImageNet models the paper started from (Detectron's ``R-50-GN.pkl``: ``conv1_w``,
+  ``conv1_gn_s/_b``, ``res2_0_branch2a_w``, ``res2_0_branch2a_gn_s/_b``, ``res2_0_branch1_*``;
+  the BN ``R-50.pkl``: ``res_conv1_bn_s/_b`` and ``..._bn_s/_b``), inflated to I3D like
+  ``inflate.py`` does for torchvision checkpoints (``model.pretrained_2d``);
+- the 3-D I3D-R50 Kinetics models released with the Non-local code (``conv1_w`` of 5x7x7,
+  ``res_conv1_bn_{s,b,rm,riv}``, ``resL_B_branch{1,2a,2b,2c}_{w,bn_s,bn_b,bn_rm,bn_riv}``,
+  ``pred_w``, ``pred_b``), loaded as they are (``model.pretrained_3d``).
+
+Input convention. Caffe2 models read **BGR** frames (OpenCV decoding): the importer reverses
+``conv1_w`` along its input channels, so the imported network takes RGB like every other model
+here. The Non-local models normalise 0–255 pixels with mean 114.75 and std 57.375, which is exactly
+``data.mean=0.45 data.std=0.225`` on 0–1 pixels (our default). Detectron's ImageNet models were
+trained on 0–255 BGR minus [102.98, 115.95, 122.77] with std 1; fine-tuning (the paper) works with
+the default normalisation because a norm layer follows conv1 (GN and training-mode BN remove the
+scale); a frozen-BN fine-tune would need the ImageNet convention: ``data.mean=[0.485,0.455,0.404]
+data.std=[0.00392,0.00392,0.00392]`` (RGB order, 1/255).
+
+``_bn_riv`` is the running variance (Caffe2's SpatialBN naming). BN models saved with the affine
+folded in (``_bn_s/_b`` only, no statistics) get running mean 0 and running variance 1 − eps, so
+eval-mode BN applies exactly ``s·x + b``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+# Training state stored beside the weights: optimizer momentum per blob, and counters.
+_IGNORED = re.compile(r".*_momentum$|^lr$|^model_iter$|^iter$")
+_NORM_PARAM = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
+
+
+def caffe2_key_to_3d(key: str) -> str | None:
+    """``res3_1_branch2a_gn_s`` -> ``res3.1.norm_a.weight``; ``None`` for a name outside the map."""
+    if key == "conv1_w":
+        return "stem.conv.weight"
+    m = re.fullmatch(r"(?:res_conv1|conv1)_(?:bn|gn)_(s|b|rm|riv)", key)
+    if m:
+        return "stem.norm." + _NORM_PARAM[m[1]]
+    m = re.fullmatch(r"(?:pred|fc1000)_(w|b)", key)
+    if m:
+        return "head.fc." + ("weight" if m[1] == "w" else "bias")
+    m = re.fullmatch(r"res(\d)_(\d+)_branch(1|2a|2b|2c)_(w|(?:bn|gn)_(?:s|b|rm|riv))", key)
+    if m is None:
+        return None
+    stage, block, branch, param = m.groups()
+    prefix = f"res{stage}.{block}."
+    if param == "w":
+        module = "shortcut.conv" if branch == "1" else f"conv_{branch[1]}"
+        return f"{prefix}{module}.weight"
+    module = "shortcut.norm" if branch == "1" else f"norm_{branch[1]}"
+    return f"{prefix}{module}.{_NORM_PARAM[param.split('_')[1]]}"
+
+
+def is_caffe2_pickle(path: str | Path) -> bool:
+    """A Caffe2/Detectron pickle rather than a ``torch.save`` file (those are zip archives)."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        return False
+    try:
+        blobs = load_caffe2_blobs(path)
+    except (pickle.UnpicklingError, ValueError, EOFError, AttributeError, ImportError, KeyError):
+        return False
+    return "conv1_w" in blobs
+
+
+def load_caffe2_blobs(path: str | Path) -> dict[str, np.ndarray]:
+    """The weight arrays of a Caffe2 pickle, training state (momentum, iteration) left out."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    with path.open("rb") as f:
+        obj = pickle.load(f, encoding="latin1")
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: not a Caffe2 weights pickle (a {type(obj).__name__}, not a dict)")
+    blobs = obj.get("blobs", obj)
+    return {k: np.asarray(v) for k, v in blobs.items() if not _IGNORED.fullmatch(k)}
+
+
+def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate: bool,
+                      include_head: bool, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Caffe2 blobs -> ``model``'s state dict; raises listing every unmatched or mismatched key.
+
+    Args:
+        inflate: 2-D kernels (k x k) become t x k x k, repeated in time and divided by t.
+        include_head: also load ``pred_*`` / ``fc1000_*`` into the classifier (same classes only).
+    """
+    target = model.state_dict()
+    state, unexpected, mismatched = {}, [], []
+    for key, array in blobs.items():
+        name = caffe2_key_to_3d(key)
+        if name is None or name not in target:
+            unexpected.append(key)
+            continue
+        if name.startswith("head.") and not include_head:
+            continue
+        value = torch.from_numpy(np.ascontiguousarray(array))
+        want = target[name].shape
+        if inflate and value.dim() == 4 and len(want) == 5:
+            t = want[2]
+            value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+        if value.shape != want:
+            mismatched.append(f"{key} -> {name}: {tuple(value.shape)} vs {tuple(want)}")
+            continue
+        state[name] = value.to(target[name].dtype)
+    if "stem.conv.weight" in state:  # BGR -> RGB (see the module docstring)
+        state["stem.conv.weight"] = state["stem.conv.weight"].flip(1)
+    if not any("_gn_" in k for k in blobs):
+        _fold_missing_bn_statistics(state, target, model)
+    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")
+               and not (k.startswith("head.") and not include_head)]
+    if unexpected or mismatched or missing:
+        lines = [f"{source} does not match the network:"]
+        for title, keys in (("unexpected in checkpoint", unexpected), ("shape mismatch", mismatched),
+                            ("missing from checkpoint", missing)):
+            if keys:
+                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20])
+                             + (" ..." if len(keys) > 20 else ""))
+        if any("_gn_" in k for k in blobs) and any(k.endswith("running_mean") for k in missing):
+            lines.append("  (the checkpoint holds GroupNorm parameters: use norm=gn)")
+        if any(k.endswith(("_bn_rm", "_bn_riv")) for k in unexpected):
+            lines.append("  (the checkpoint holds BatchNorm statistics: use norm=bn or norm=frozen_bn)")
+        raise ValueError("\n".join(lines))
+    return state
+
+
+def _fold_missing_bn_statistics(state: dict, target: dict, model: nn.Module) -> None:
+    """BN saved as a folded affine (scale and bias, no statistics): mean 0, variance 1 − eps."""
+    eps = {f"{name}.": m.eps for name, m in model.named_modules() if hasattr(m, "running_var")}
+    for prefix, e in eps.items():
+        if prefix + "weight" in state and prefix + "running_mean" not in state:
+            state[prefix + "running_mean"] = torch.zeros_like(target[prefix + "running_mean"])
+            state[prefix + "running_var"] = torch.full_like(target[prefix + "running_var"], 1 - e)
+
+
+def load_caffe2(model: nn.Module, path: str | Path, *, inflate: bool, include_head: bool) -> nn.Module:
+    """Loads a Caffe2 pickle into ``model`` in place (strict, apart from the head when excluded)."""
+    state = caffe2_state_dict(load_caffe2_blobs(path), model, inflate=inflate,
+                              include_head=include_head, source=str(path))
+    model.load_state_dict(state, strict=False)
+    return model
