@@ -48,3 +48,24 @@ def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny") / "synthetic"
     return generate(root, num_classes=3, clips_per_class={"train": 4, "val": 2, "test": 2}, frames=12,
                     size=32, workers=1, progress=False)
+
+
+def top1_of_checkpoint(ckpt, root, split: str) -> float:
+    """The multi-view test top-1 of a checkpoint, computed here without the trainer: every video of
+    ``split`` once, softmax averaged over its 2 clips x 2 crops (the TINY settings)."""
+    import torch
+
+    from video_gn.data.dataset import ClipSettings, VideoClipDataset
+    from video_gn.lit_module import VideoClassifier
+
+    module = VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    settings = ClipSettings(frames_per_clip=4, frame_stride=2, crop_size=24, eval_short_side=32,
+                            num_test_clips=2, num_test_crops=2, decoder="decord")
+    dataset = VideoClipDataset(root, split, "test", settings)
+    correct = 0
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            views = module.on_after_batch_transfer({"video": sample["video"][None]}, 0)["video"]
+            correct += int(module.predict_views(views).argmax(-1).item() == sample["label"])
+    return correct / len(dataset)

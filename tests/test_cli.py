@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, top1_of_checkpoint
 
 # TINY without the keys the commands below set themselves.
 SHRINK = [o for o in TINY if not o.startswith(("data.generate", "data.batch_size_per_device"))]
@@ -85,24 +84,8 @@ def test_evaluate_a_finished_run_tests_exactly_that_checkpoint(user_dir):
     assert result["test_checkpoint"] == "given" and result["init"]["file"] == "last.ckpt"
     assert result["test_videos"] == 6 and result["global_step"] == 0 and result["val_history"] == []
     # Independently: the last checkpoint's weights, every test video, softmax averaged over 2x2 views.
-    assert result["test_top1"] == pytest.approx(_top1_of_checkpoint(last, user_dir / "data" / "synthetic"))
-
-
-def _top1_of_checkpoint(ckpt: Path, root: Path) -> float:
-    from video_gn.data.dataset import ClipSettings, VideoClipDataset
-    from video_gn.lit_module import VideoClassifier
-
-    module = VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    settings = ClipSettings(frames_per_clip=4, frame_stride=2, crop_size=24, eval_short_side=32,
-                            num_test_clips=2, num_test_crops=2, decoder="decord")
-    dataset = VideoClipDataset(root, "test", "test", settings)
-    correct = 0
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            sample = dataset[i]
-            views = module.on_after_batch_transfer({"video": sample["video"][None]}, 0)["video"]
-            correct += int(module.predict_views(views).argmax(-1).item() == sample["label"])
-    return correct / len(dataset)
+    expected = top1_of_checkpoint(last, user_dir / "data" / "synthetic", "test")
+    assert result["test_top1"] == pytest.approx(expected)
 
 
 # The Kinetics cells on CPU: ranks as processes instead of GPUs, and clips small enough for the real

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from conftest import CONF_DIR, TINY, compose_config
+from conftest import CONF_DIR, TINY, compose_config, top1_of_checkpoint
 from hydra.utils import instantiate
 
 from data_prep.synthetic import CLASSES
@@ -224,7 +224,7 @@ def test_torch_compile_trains(tiny_data, tmp_path):
     assert results["global_step"] == 1 and results["test_top1"] is not None
 
 
-def test_epoch_with_missing_and_corrupt_videos_runs_and_counts_them(tiny_data, tmp_path, testdata):
+def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path, testdata):
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     records = read_manifest(data, "train")
@@ -236,10 +236,65 @@ def test_epoch_with_missing_and_corrupt_videos_runs_and_counts_them(tiny_data, t
         ClipRecord("train/missing.mp4", 0, CLASSES[0], 12, 15.0),
         ClipRecord("train/truncated.mp4", 1, CLASSES[1], 12, 15.0),
         ClipRecord("train/corrupt.mp4", 2, CLASSES[2], 50, 10.0)])
-    cfg = tiny_config(data, tmp_path / "run", "trainer.max_epochs=1", "test_after_fit=false")
+    run = tmp_path / "run"
+    train(tiny_config(data, run, "trainer.max_epochs=1", "test_after_fit=false"))
+    first = json.loads((run / "results.json").read_text())
+    assert first["global_step"] == 8  # the bad rows were replaced, not dropped
+    # Interrupted, then resumed in its folder: the same two files fail again in epoch 2, and still
+    # count once each. The raw corrupt file fails only where a window crosses its bad packet.
+    train(tiny_config(data, run, "trainer.max_epochs=2", "test_after_fit=false"))
+    results = json.loads((run / "results.json").read_text())
+    listed = (run / results["load_failures_file"]).read_text().splitlines()
+    assert listed[0] == "path,reason" and len(listed) - 1 == results["load_failures"]
+    paths = {line.split(",")[0] for line in listed[1:]}
+    assert {str(data / "train" / "missing.mp4"), str(data / "train" / "truncated.mp4")} <= paths
+    assert paths <= {str(data / "train" / n) for n in ("missing.mp4", "truncated.mp4", "corrupt.mp4")}
+    assert first["load_failures"] in (2, 3) and results["load_failures"] in (2, 3)
+
+
+def test_the_split_that_picks_the_checkpoint_never_tests_it(tiny_data, tmp_path):
+    """Kinetics tests on val: the last checkpoint is tested there, and results.json says so. With a
+    separate test split, the best checkpoint on val is tested on it."""
+    on_val = train(tiny_config(tiny_data, tmp_path / "val", "trainer.max_epochs=2", "data.test_split=val"))
+    results = json.loads((tmp_path / "val" / "results.json").read_text())
+    assert (results["test_split"], results["test_checkpoint"]) == ("val", "last")
+    assert "picks the best checkpoint" in results["test_checkpoint_reason"]
+    assert results["test_protocol"] == "2 clips x 2 crops, split 'val', last checkpoint"
+    last = tmp_path / "val" / "checkpoints" / "last.ckpt"
+    assert on_val == pytest.approx(top1_of_checkpoint(last, tiny_data, "val"))
+
+    on_test = train(tiny_config(tiny_data, tmp_path / "test", "trainer.max_epochs=2"))
+    results = json.loads((tmp_path / "test" / "results.json").read_text())
+    assert (results["test_split"], results["test_checkpoint"]) == ("test", "best")
+    (best,) = (tmp_path / "test" / "checkpoints").glob("epoch*.ckpt")
+    assert on_test == pytest.approx(top1_of_checkpoint(best, tiny_data, "test"))
+
+
+def test_val_history_holds_every_validation_that_ran_and_only_those(tiny_data, tmp_path):
+    # Validation every 2nd epoch of 5: epochs 1 and 3 ran one. The monitored value ties at every
+    # validation, so the best checkpoint is the first (epoch 1) — testing it must not cut the history.
+    cfg = tiny_config(tiny_data, tmp_path, "trainer.max_epochs=5", "trainer.check_val_every_n_epoch=2",
+                      "callbacks.model_checkpoint.monitor=val/videos")
     train(cfg)
-    results = json.loads((tmp_path / "run/results.json").read_text())
-    assert results["global_step"] == 8  # the bad rows were replaced, not dropped
-    # Missing and truncated fail on every read; the raw corrupt file fails where a window
-    # crosses its bad packet. Each epoch reads every row once.
-    assert results["load_failures"] >= 2
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [h["epoch"] for h in results["val_history"]] == [1, 3]
+    assert all(h["videos"] == 6 for h in results["val_history"])
+    assert results["test_checkpoint"] == "best" and results["best_val_epoch"] in (1, 3)
+    (best,) = (tmp_path / "checkpoints").glob("epoch*.ckpt")
+    assert best.name.startswith("epoch001")
+
+
+def test_ddp_evaluates_every_video_exactly_once(tiny_data, tmp_path):
+    """5 val and 5 test videos on 2 ranks: Lightning's sampler would pad to 6 (one video twice)."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    for split in ("val", "test"):
+        write_manifest(data, split, read_manifest(data, split)[:5])
+    cfg = tiny_config(data, tmp_path / "run", "trainer=ddp_cpu", "trainer.max_epochs=1")
+    train(cfg)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["devices"] == 2
+    assert [h["videos"] for h in results["val_history"]] == [5]
+    assert results["test_videos"] == 5
+    expected = top1_of_checkpoint(next((tmp_path / "run" / "checkpoints").glob("epoch*.ckpt")), data, "test")
+    assert results["test_top1"] == pytest.approx(expected)

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
-from torchmetrics import MeanMetric, SumMetric
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from .data.transforms import normalize
@@ -49,8 +49,6 @@ class VideoClassifier(L.LightningModule):
             for stage in ("train", "val", "test") for name, k in (("top1", 1), ("top5", top5))
         })
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
-        # Videos evaluated, summed over ranks: each video once (the loaders never pad under DDP).
-        self.videos_evaluated = torch.nn.ModuleDict({s: SumMetric() for s in ("val", "test")})
         self.val_history: list[dict] = []  # one entry per validation that ran (not the sanity check)
 
     def setup(self, stage: str) -> None:
@@ -67,6 +65,11 @@ class VideoClassifier(L.LightningModule):
         if self.channels_last and video.dim() == 5:
             video = video.contiguous(memory_format=torch.channels_last_3d)
         return {**batch, "video": video}
+
+    def _count_videos(self, stage: str, batch: dict) -> None:
+        """Videos evaluated, summed over steps and ranks: each video once (the loaders never pad)."""
+        self.log(f"{stage}/videos", float(len(batch["label"])), on_step=False, on_epoch=True,
+                 reduce_fx="sum", sync_dist=True, batch_size=1)
 
     def _log_accuracy(self, stage: str, scores: torch.Tensor, labels: torch.Tensor, **kw) -> None:
         for name in ("top1", "top5"):
@@ -87,8 +90,7 @@ class VideoClassifier(L.LightningModule):
         self.val_loss(F.cross_entropy(logits, batch["label"]))
         self.log("val/loss", self.val_loss, on_epoch=True)
         self._log_accuracy("val", logits, batch["label"], on_epoch=True, prog_bar=True)
-        self.videos_evaluated["val"].update(len(batch["label"]))
-        self.log("val/videos", self.videos_evaluated["val"], on_epoch=True)
+        self._count_videos("val", batch)
 
     def on_validation_end(self) -> None:
         # Here the epoch's metrics are synced over ranks (no collective of our own: rank 0's progress
@@ -119,8 +121,7 @@ class VideoClassifier(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs = self.predict_views(batch["video"])
         self._log_accuracy("test", probs, batch["label"], on_epoch=True)
-        self.videos_evaluated["test"].update(len(batch["label"]))
-        self.log("test/videos", self.videos_evaluated["test"], on_epoch=True)
+        self._count_videos("test", batch)
 
     def global_batch(self) -> int:
         return self.hparams.batch_size_per_device * self.trainer.world_size * \
