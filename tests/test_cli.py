@@ -45,17 +45,19 @@ def results_under(folder: Path) -> list[dict]:
 
 def test_readme_grid_then_report(user_dir):
     """README: the grid on the generated data as one multirun, then the report on its folder."""
-    run_py(user_dir, "-m", "experiment=synthetic_grid", "norm=bn,gn", "data.batch_size_per_device=4,2",
-           "seed=0,1", *SHRINK, *ONE_BATCH)
+    run_py(user_dir, "-m", "experiment=synthetic_grid", "norm=bn,gn", "data.batch_size_per_device=8,4,2",
+           "seed=0,1,2", *SHRINK, *ONE_BATCH)
     (sweep,) = (user_dir / "logs" / "multiruns").iterdir()
     runs = results_under(sweep)
     assert sorted((r["norm"], r["batch_size_per_device"], r["seed"]) for r in runs) == sorted(
-        (n, b, s) for n in ("bn", "gn") for b in (4, 2) for s in (0, 1))
+        (n, b, s) for n in ("bn", "gn") for b in (8, 4, 2) for s in (0, 1, 2))
     report = subprocess.run([sys.executable, "-m", "video_gn.report", str(sweep.relative_to(user_dir))],
                             cwd=user_dir, env=user_env(), capture_output=True, text=True, check=True).stdout
-    assert "| norm | 4×2 frames / 4 clips per device | 4×2 frames / 2 clips per device |" in report
+    assert ("| norm | 4×2 frames / 8 clips per device | 4×2 frames / 4 clips per device "
+            "| 4×2 frames / 2 clips per device |") in report
     rows = [line for line in report.splitlines() if line.startswith(("| BN |", "| GN |"))]
-    assert len(rows) == 2 and all(line.count("(n=2)") == 2 for line in rows)
+    assert len(rows) == 2 and all(line.count("(n=3)") == 3 for line in rows)
+    assert "- BN (4×2 frames): top-1" in report and "std over 3 paired seeds" in report
     assert (sweep / "report" / "accuracy_vs_batch.png").stat().st_size > 5000
 
 

@@ -91,6 +91,33 @@ def test_slurm_launcher_config_composes():
     assert launcher.partition == "gpu" and "SlurmLauncher" in launcher._target_
 
 
+def test_slurm_grid_folders_resolve_before_any_job_exists(tmp_path, monkeypatch):
+    """What the launcher resolves in the submitting process, as Hydra's multirun sets it up (no job
+    has run, so hydra.runtime.* is unset): the sweep folder, submitit's folder, each job's folder."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    monkeypatch.delenv("PROJECT_ROOT", raising=False)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = GlobalHydra.instance().config_loader().load_configuration(
+            "config", ["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                       "experiment=k400_i3d_r50_gn_64x1_b4", "data.root=/data/k400",
+                       "imagenet_2d.gn=/ckpt/R-50-GN.pkl"], run_mode=RunMode.MULTIRUN)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # Hydra sets it per job, later
+    sweep = cfg.hydra.sweep.dir
+    assert sweep.startswith("./logs/multiruns/20")
+    assert cfg.hydra.launcher.submitit_folder == f"{sweep}/.submitit/%j"
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.job.num = 3
+    assert cfg.hydra.sweep.subdir == "3"
+    assert cfg.model.pretrained_2d == "/ckpt/R-50-GN.pkl" and cfg.trainer.devices == 8
+
+
 def test_multi_view_prediction_is_mean_of_per_view_softmax():
     torch.manual_seed(0)
     module = VideoClassifier(model={"arch": "small", "width": 32, "dropout": 0.0},
@@ -211,14 +238,14 @@ def test_channels_last_3d_matches_contiguous(tiny_data, tmp_path):
     torch.testing.assert_close(cl.net.stem.conv.weight.grad, plain.net.stem.conv.weight.grad,
                                rtol=1e-3, atol=1e-5)
     # And through the real training job.
-    cfg = tiny_config(tiny_data, tmp_path, "debug=fast", "model.channels_last_3d=true")
+    cfg = tiny_config(tiny_data, tmp_path, *ONE_BATCH, "model.channels_last_3d=true")
     train(cfg)
     assert json.loads((tmp_path / "results.json").read_text())["global_step"] == 1
 
 
 @pytest.mark.slow
 def test_torch_compile_trains(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, tmp_path, "debug=fast", "model.compile=true")
+    cfg = tiny_config(tiny_data, tmp_path, *ONE_BATCH, "model.compile=true")
     train(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["global_step"] == 1 and results["test_top1"] is not None

@@ -31,7 +31,7 @@ class VideoDataModule(L.LightningDataModule):
     """
 
     def __init__(self, *, root: str, num_classes: int, frames_per_clip: int, frame_stride: int,
-                 crop_size: int, batch_size_per_device: int, decoder: str = "pyav",
+                 crop_size: int, batch_size_per_device: int, decoder: str,
                  train_short_side: Sequence[int] = (256, 320), eval_short_side: int = 256,
                  num_test_clips: int = 10, num_test_crops: int = 3, flip: bool = True,
                  mean: Sequence[float] = (0.45, 0.45, 0.45), std: Sequence[float] = (0.225, 0.225, 0.225),

@@ -26,17 +26,17 @@ log = logging.getLogger(__name__)
 MODES = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClipSettings:
     frames_per_clip: int
     frame_stride: int
     crop_size: int
+    decoder: str  # no default here: the one default is data.decoder in conf/data/*.yaml
     train_short_side: tuple[int, int] = (256, 320)
     eval_short_side: int = 256
     num_test_clips: int = 10
     num_test_crops: int = 3
     flip: bool = True
-    decoder: str = "pyav"
 
 
 class VideoClipDataset(Dataset):

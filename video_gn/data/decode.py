@@ -27,7 +27,7 @@ class DecodeError(RuntimeError):
         self.path, self.reason = path, reason
 
 
-def read_frames(path: str, indices: Sequence[int], backend: str = "pyav") -> torch.Tensor:
+def read_frames(path: str, indices: Sequence[int], backend: str) -> torch.Tensor:
     if backend not in BACKENDS:
         raise ValueError(f"data.decoder={backend!r} is not one of {', '.join(BACKENDS)}")
     try:
