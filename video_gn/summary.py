@@ -19,7 +19,7 @@ from video_gn.models import build_network
 def summarize(cfg: DictConfig) -> dict:
     """Shapes and FLOPs from one forward of a single clip; peak memory from one fwd+bwd on CUDA."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg["pretrained_2d"] = None  # shapes and costs do not depend on the weights
+    model_cfg["pretrained_2d"] = model_cfg["pretrained_3d"] = None  # shapes and costs ignore weights
     model = build_network(model_cfg, OmegaConf.to_container(cfg.norm, resolve=True),
                           cfg.data.num_classes).eval()
     d = cfg.data

@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.group_norm import LeanGroupNorm
+
 NORM_KINDS = ("bn", "syncbn", "frozen_bn", "gn", "ln", "in", "none")
+# How the GN family is computed: PyTorch's nn.GroupNorm, or video_gn.ops.group_norm (same math, input
+# dtype kept, lean saved tensors) in PyTorch or Triton. auto: Triton on CUDA, else torch — provisional
+# until measured on a GPU; the default stays torch.
+GN_IMPLS = ("torch", "lean", "triton", "auto")
 
 
 class FrozenBatchNorm3d(nn.Module):
@@ -65,6 +71,7 @@ class NormSpec:
         group_size: channels per GN group instead of a fixed G (G = C / group_size).
         eps: numerical epsilon of every kind.
         momentum: running-statistics momentum of the BN kinds.
+        impl: how GN / LN / IN are computed (``GN_IMPLS``).
     """
 
     kind: str = "gn"
@@ -72,10 +79,23 @@ class NormSpec:
     group_size: int | None = None
     eps: float = 1e-5
     momentum: float = 0.1
+    impl: str = "torch"
 
     def __post_init__(self):
         if self.kind not in NORM_KINDS:
             raise ValueError(f"norm.kind={self.kind!r} is not one of {', '.join(NORM_KINDS)}")
+        if self.impl not in GN_IMPLS:
+            raise ValueError(f"norm.impl={self.impl!r} is not one of {', '.join(GN_IMPLS)}")
+
+    def gn_impl(self) -> str:
+        """``impl`` with ``auto`` decided for this machine."""
+        if self.impl != "auto":
+            return self.impl
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "torch"
+        return "triton" if torch.cuda.is_available() else "torch"
 
     def groups_for(self, channels: int, name: str = "norm") -> int:
         """Number of groups a GN-family layer over ``channels`` uses; raises if it does not divide."""
@@ -106,7 +126,10 @@ class NormSpec:
             return FrozenBatchNorm3d(channels, eps=self.eps)
         if self.kind == "none":
             return nn.Identity()
-        return nn.GroupNorm(self.groups_for(channels, name), channels, eps=self.eps)
+        groups, impl = self.groups_for(channels, name), self.gn_impl()
+        if impl == "torch":
+            return nn.GroupNorm(groups, channels, eps=self.eps)
+        return LeanGroupNorm(groups, channels, eps=self.eps, backend=impl)
 
     @classmethod
     def from_config(cls, cfg) -> NormSpec:

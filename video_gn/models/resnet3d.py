@@ -28,6 +28,13 @@ I3D_TEMPORAL_KERNELS = {
 BOTTLENECK_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 
+def norm_relu(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``relu(norm(x))``, fused where the norm offers it (the lean / Triton GroupNorm: the ReLU's mask
+    is recomputed in backward instead of kept)."""
+    fused = getattr(norm, "forward_relu", None)
+    return fused(x) if fused is not None else torch.relu_(norm(x))
+
+
 def _conv(cin, cout, kernel, stride=(1, 1, 1)) -> nn.Conv3d:
     padding = tuple(k // 2 for k in kernel)
     return nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
@@ -69,8 +76,8 @@ class Bottleneck3d(nn.Module):
 
     def forward(self, x):
         identity = x if self.shortcut is None else self.shortcut(x)
-        out = self.relu(self.norm_a(self.conv_a(x)))
-        out = self.relu(self.norm_b(self.conv_b(out)))
+        out = norm_relu(self.norm_a, self.conv_a(x))
+        out = norm_relu(self.norm_b, self.conv_b(out))
         out = self.norm_c(self.conv_c(out))
         return self.relu(out + identity)
 
@@ -96,7 +103,7 @@ class BasicBlock3d(nn.Module):
 
     def forward(self, x):
         identity = x if self.shortcut is None else self.shortcut(x)
-        out = self.relu(self.norm_a(self.conv_a(x)))
+        out = norm_relu(self.norm_a, self.conv_a(x))
         out = self.norm_b(self.conv_b(out))
         return self.relu(out + identity)
 
@@ -108,10 +115,9 @@ class Stem(nn.Module):
         super().__init__()
         self.conv = _conv(3, cout, kernel, stride)
         self.norm = norm(cout, "stem.norm")
-        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
-        return self.relu(self.norm(self.conv(x)))
+        return norm_relu(self.norm, self.conv(x))
 
 
 class Head(nn.Module):
@@ -198,7 +204,10 @@ class ResNet3d(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, FrozenBatchNorm3d):
                 # Identity until pretrained weights load; zeroing it would kill a branch for good.
-                m.weight.fill_(1.0), m.bias.zero_(), m.running_mean.zero_(), m.running_var.fill_(1.0)
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
             elif is_norm(m) and getattr(m, "weight", None) is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

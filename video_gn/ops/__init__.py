@@ -1,0 +1,1 @@
+"""Fused and memory-lean kernels (GroupNorm), each with a PyTorch fallback."""
