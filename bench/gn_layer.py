@@ -1,12 +1,13 @@
 """GroupNorm layer benchmark: our lean / Triton GN vs PyTorch's, and BN, at the I3D-R50 shapes.
 
-    python bench/gn_layer.py [--dtype bf16] [--layouts ncdhw,cl] [--no-compile]
+    python bench/gn_layer.py [--dtype bf16] [--layouts ncdhw,cl] [--compile]
 
 The five activation shapes of I3D-R50 at 32 frames x 8 clips (conv1, res2..res5 outputs), G = 32; on
 CUDA at full size, on CPU scaled down (N = 1, T / 2, H / 2) so the script runs anywhere and never
 rots. Per shape and layout (contiguous NCDHW, channels_last_3d), forward and forward+backward time of:
 ``F.group_norm`` on the bf16 tensor, ``F.group_norm`` as autocast runs it on CUDA (fp32 in and out),
-``torch.compile(F.group_norm)``, ``lean`` and ``triton`` (CUDA only) ``group_norm``, and training-mode
+``torch.compile(F.group_norm)`` (by default on CUDA; ``--compile`` on CPU, where inductor
+builds C++ for minutes), ``lean`` and ``triton`` (CUDA only) ``group_norm``, and training-mode
 ``F.batch_norm``. "bw" is the fraction of the copy bandwidth measured in the same run (``y.copy_(x)``)
 for the bytes a norm must move at least: forward reads x and writes y (2 tensors), forward+backward
 also reads x and dy and writes dx (5 tensors). The last column is the ratio of forward+backward time
@@ -56,14 +57,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--layouts", default="ncdhw,cl")
-    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build on CPU)")
+    p.add_argument("--compile", action="store_true", help="also torch.compile (default on CUDA)")
     p.add_argument("--min-run-time", type=float, default=None)
     a = p.parse_args(argv)
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[a.dtype]
     min_time = a.min_run_time or (0.5 if cuda else 0.2)
-    impls = implementations(dtype, not a.no_compile, cuda)
+    impls = implementations(dtype, a.compile or cuda, cuda)
     print(f"device: {torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}, "
           f"dtype {a.dtype}, G={GROUPS}" + ("" if cuda else ", CPU shapes: N=1, T/2, H/2"))
     header = (f"{'shape':<8}{'layout':<7}{'impl':<24}{'fwd ms':>9}{'bw':>6}{'fwd+bwd ms':>12}{'bw':>6}"

@@ -86,16 +86,16 @@ def test_returns_the_input_dtype_under_autocast():
 
 def saved_bytes(fn, *args) -> int:
     """Bytes autograd keeps for backward while ``fn(*args)`` runs (parameters are not counted)."""
-    total = []
+    storages = {}
 
-    def pack(t):
+    def pack(t):  # a tensor kept by two ops counts once
         if not isinstance(t, torch.nn.Parameter):
-            total.append(t.numel() * t.element_size())
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn(*args)
-    return sum(total)
+    return sum(storages.values())
 
 
 def test_keeps_only_the_input_and_per_group_statistics():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from data_prep.synthetic import CLASSES, generate, render_clip
+from data_prep.synthetic import CLASSES, HARD_CLASSES, generate, render_clip, render_hard_clip
 from video_gn.data.decode import read_frames
 from video_gn.data.manifest import read_classes, read_manifest
 
@@ -59,3 +59,42 @@ def test_one_frame_does_not_give_the_class_away_but_motion_does():
     chance = 1 / len(CLASSES)
     assert appearance_acc < chance + 0.15, appearance_acc
     assert motion_acc > appearance_acc, (motion_acc, appearance_acc)
+
+
+def test_hard_variant_is_deterministic_and_balanced(tmp_path):
+    sizes = {"train": 2, "val": 1, "test": 1}
+    a, b = (generate(tmp_path / name, num_classes=12, clips_per_class=sizes, frames=12, seed=3, workers=1,
+                     progress=False, variant="hard") for name in ("a", "b"))
+    assert read_classes(a) == list(HARD_CLASSES)
+    for split, per_class in sizes.items():
+        records = read_manifest(a, split)
+        assert records == read_manifest(b, split)
+        assert sorted(r.label for r in records) == sorted(list(range(12)) * per_class)
+    clip = read_manifest(a, "train")[5].path
+    fa, fb = (read_frames(str(root / clip), list(range(12)), "pyav").numpy() for root in (a, b))
+    assert np.array_equal(fa, fb)
+
+
+def _frame_features(frame: np.ndarray) -> np.ndarray:
+    """What a frame-level classifier could use: a 8x10 thumbnail in colour, and colour statistics."""
+    small = frame.reshape(8, 8, 10, 8, 3).mean((1, 3)) / 255
+    pixels = frame.reshape(-1, 3) / 255
+    return np.concatenate([small.ravel(), pixels.mean(0), pixels.std(0)])
+
+
+def test_hard_variant_one_frame_does_not_give_the_class_away():
+    """A nearest-centroid classifier on single frames (any moment of the clip) stays near chance."""
+    rng = np.random.default_rng(0)
+    per_class, classes = 40, len(HARD_CLASSES)
+    features, labels = [], []
+    for label in range(classes):
+        for k in range(per_class):
+            video = render_hard_clip(label, np.random.default_rng(10_000 * label + k), 32, 64, 80)
+            features.append(_frame_features(video[rng.integers(32)]))
+            labels.append(label)
+    features, labels = np.stack(features), np.array(labels)
+    train = np.arange(len(labels)) % per_class < per_class // 2
+    centroids = np.stack([features[train & (labels == c)].mean(0) for c in range(classes)])
+    predicted = ((features[~train, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    accuracy = (predicted == labels[~train]).mean()
+    assert accuracy < 2 / classes  # chance is 1/12

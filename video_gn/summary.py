@@ -38,11 +38,31 @@ def summarize(cfg: DictConfig) -> dict:
         "gflops": flops.get_total_flops() / 1e9,
         "stages": stages,
     }
+    result["batch_size_per_device"] = d.batch_size_per_device
+    result["saved_activations_mib"] = saved_activations_mib(model, d.batch_size_per_device,
+                                                           result["input_shape"])
     if torch.cuda.is_available():
-        result["batch_size_per_device"] = d.batch_size_per_device
         result["peak_memory_gib"] = peak_training_memory_gib(model, d.batch_size_per_device,
                                                              result["input_shape"])
     return result
+
+
+def saved_activations_mib(model: torch.nn.Module, batch_size: int, clip_shape: list[int]) -> float:
+    """What autograd keeps for backward in one training forward at ``batch_size`` clips (fp32, any
+    device): the memory that grows with clips x frames. Measured on one clip and scaled, since every
+    saved activation is per clip."""
+    storages = {}
+
+    def pack(t):
+        if not isinstance(t, torch.nn.Parameter):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.zeros(1, *clip_shape))
+    model.eval()
+    return batch_size * sum(storages.values()) / 2**20
 
 
 def peak_training_memory_gib(model: torch.nn.Module, batch_size: int, clip_shape: list[int]) -> float:
@@ -65,6 +85,8 @@ def format_table(s: dict) -> str:
             f"{'stage':<8} {'output C×T×H×W':>22}"]
     rows += [f"{st['name']:<8} {'×'.join(map(str, st['output_shape'])):>22}" for st in s["stages"]]
     rows.append(f"params: {s['params'] / 1e6:.2f}M   forward: {s['gflops']:.1f} GFLOPs per clip")
+    rows.append(f"activations kept for backward at {s['batch_size_per_device']} clips/device (fp32): "
+                f"{s['saved_activations_mib']:.0f} MiB")
     if "peak_memory_gib" in s:
         rows.append(f"peak training memory at {s['batch_size_per_device']} clips/device "
                     f"(bf16 autocast, SGD): {s['peak_memory_gib']:.2f} GiB")

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .inflate import fit_kernel, mismatch_lines
+
 # Training state stored beside the weights: optimizer momentum per blob, and counters.
 _IGNORED = re.compile(r".*_momentum$|^lr$|^model_iter$|^iter$")
 _NORM_PARAM = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
@@ -106,9 +108,8 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
             continue
         value = torch.from_numpy(np.ascontiguousarray(array))
         want = target[name].shape
-        if inflate and value.dim() == 4 and len(want) == 5:
-            t = want[2]
-            value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+        if inflate:
+            value = fit_kernel(value, want)
         if value.shape != want:
             mismatched.append(f"{key} -> {name}: {tuple(value.shape)} vs {tuple(want)}")
             continue
@@ -120,12 +121,7 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
     missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")
                and not (k.startswith("head.") and not include_head)]
     if unexpected or mismatched or missing:
-        lines = [f"{source} does not match the network:"]
-        for title, keys in (("unexpected in checkpoint", unexpected), ("shape mismatch", mismatched),
-                            ("missing from checkpoint", missing)):
-            if keys:
-                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20])
-                             + (" ..." if len(keys) > 20 else ""))
+        lines = [f"{source} does not match the network:", *mismatch_lines(unexpected, mismatched, missing)]
         if any("_gn_" in k for k in blobs) and any(k.endswith("running_mean") for k in missing):
             lines.append("  (the checkpoint holds GroupNorm parameters: use norm=gn)")
         if any(k.endswith(("_bn_rm", "_bn_riv")) for k in unexpected):

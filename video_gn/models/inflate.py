@@ -47,6 +47,25 @@ def load_2d_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+def fit_kernel(value: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A 2-D k x k kernel where the network has t x k x k: repeated t times in time, divided by t."""
+    if value.dim() == 4 and len(shape) == 5:
+        t = shape[2]
+        value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+    return value
+
+
+def mismatch_lines(unexpected: list[str], mismatched: list[str], missing: list[str]) -> list[str]:
+    """One line per kind of mismatch between a checkpoint and a network, naming the keys."""
+    lines = []
+    for title, keys in (("unexpected in checkpoint", unexpected), ("shape mismatch", mismatched),
+                        ("missing from checkpoint", missing)):
+        if keys:
+            more = " ..." if len(keys) > 20 else ""
+            lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20]) + more)
+    return lines
+
+
 def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: nn.Module,
                        include_head: bool = False) -> dict[str, torch.Tensor]:
     """Returns the 3D state dict for ``model``; raises listing every unmatched/mismatched key."""
@@ -60,9 +79,7 @@ def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: nn.Module,
             unexpected.append(key_2d)
             continue
         want = target[key].shape
-        if value.dim() == 4 and len(want) == 5:
-            t = want[2]
-            value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+        value = fit_kernel(value, want)
         if value.shape != want:
             mismatched.append(f"{key_2d} -> {key}: {tuple(value.shape)} vs {tuple(want)}")
             continue
@@ -71,13 +88,8 @@ def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: nn.Module,
                if k not in inflated and not (k.startswith("head.") and not include_head)
                and not k.endswith("num_batches_tracked")]
     if unexpected or mismatched or missing:
-        lines = ["2D checkpoint does not match the 3D network:"]
-        for title, keys in (("unexpected in checkpoint", unexpected), ("shape mismatch", mismatched),
-                            ("missing from checkpoint", missing)):
-            if keys:
-                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20])
-                             + (" ..." if len(keys) > 20 else ""))
-        raise ValueError("\n".join(lines))
+        lines = mismatch_lines(unexpected, mismatched, missing)
+        raise ValueError("\n".join(["2D checkpoint does not match the 3D network:", *lines]))
     return inflated
 
 

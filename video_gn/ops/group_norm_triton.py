@@ -17,14 +17,24 @@ import triton.language as tl
 
 
 @triton.jit
-def _stats_kernel(x_ptr, mean_ptr, m2_ptr, C, S, s_per_split, num_splits,
-                  stride_n, stride_c, stride_s, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+def _tile(C, S, s_per_split, BLOCK_C: tl.constexpr):
+    """This program's sample, channels (and which of them exist) and slice of positions."""
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    split = tl.program_id(2)
-    c_ok = c < C
-    start = split * s_per_split
-    stop = tl.minimum(start + s_per_split, S)
+    start = tl.program_id(2) * s_per_split
+    return n, c, c < C, start, tl.minimum(start + s_per_split, S)
+
+
+@triton.jit
+def _per_channel(ptr, n, c, c_ok, C):
+    """Values of an [N, C] fp32 array for this tile's channels, as a column."""
+    return tl.load(ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
+
+
+@triton.jit
+def _stats_kernel(x_ptr, mean_ptr, m2_ptr, C, S, s_per_split, num_splits,
+                  stride_n, stride_c, stride_s, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+    n, c, c_ok, start, stop = _tile(C, S, s_per_split, BLOCK_C)
     base = x_ptr + n * stride_n + c[:, None].to(tl.int64) * stride_c
     mean = tl.zeros([BLOCK_C], dtype=tl.float32)
     m2 = tl.zeros([BLOCK_C], dtype=tl.float32)
@@ -43,7 +53,7 @@ def _stats_kernel(x_ptr, mean_ptr, m2_ptr, C, S, s_per_split, num_splits,
         mean = mean + delta * (block_count / total)
         m2 = m2 + block_m2 + delta * delta * (count * block_count / total)
         count = total
-    out = (n * C + c) * num_splits + split
+    out = (n * C + c) * num_splits + tl.program_id(2)
     tl.store(mean_ptr + out, mean, mask=c_ok)
     tl.store(m2_ptr + out, m2, mask=c_ok)
 
@@ -52,13 +62,8 @@ def _stats_kernel(x_ptr, mean_ptr, m2_ptr, C, S, s_per_split, num_splits,
 def _scale_shift_kernel(x_ptr, y_ptr, scale_ptr, shift_ptr, C, S, s_per_split,
                         stride_n, stride_c, stride_s, RELU: tl.constexpr,
                         BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_ok = c < C
-    start = tl.program_id(2) * s_per_split
-    stop = tl.minimum(start + s_per_split, S)
-    a = tl.load(scale_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    b = tl.load(shift_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
+    n, c, c_ok, start, stop = _tile(C, S, s_per_split, BLOCK_C)
+    a, b = _per_channel(scale_ptr, n, c, c_ok, C), _per_channel(shift_ptr, n, c, c_ok, C)
     offset = n * stride_n + c[:, None].to(tl.int64) * stride_c
     for s0 in range(start, stop, BLOCK_S):
         s = s0 + tl.arange(0, BLOCK_S)
@@ -76,16 +81,9 @@ def _grad_sums_kernel(x_ptr, dy_ptr, mean_ptr, rstd_ptr, scale_ptr, shift_ptr, s
                       C, S, s_per_split, num_splits, x_stride_n, x_stride_c, x_stride_s,
                       dy_stride_n, dy_stride_c, dy_stride_s, RELU: tl.constexpr,
                       BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    split = tl.program_id(2)
-    c_ok = c < C
-    start = split * s_per_split
-    stop = tl.minimum(start + s_per_split, S)
-    mean = tl.load(mean_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    rstd = tl.load(rstd_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    a = tl.load(scale_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    b = tl.load(shift_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
+    n, c, c_ok, start, stop = _tile(C, S, s_per_split, BLOCK_C)
+    mean, rstd = _per_channel(mean_ptr, n, c, c_ok, C), _per_channel(rstd_ptr, n, c, c_ok, C)
+    a, b = _per_channel(scale_ptr, n, c, c_ok, C), _per_channel(shift_ptr, n, c, c_ok, C)
     x_off = n * x_stride_n + c[:, None].to(tl.int64) * x_stride_c
     dy_off = n * dy_stride_n + c[:, None].to(tl.int64) * dy_stride_c
     sum_dz = tl.zeros([BLOCK_C], dtype=tl.float32)
@@ -100,7 +98,7 @@ def _grad_sums_kernel(x_ptr, dy_ptr, mean_ptr, rstd_ptr, scale_ptr, shift_ptr, s
             dz = tl.where(x * a + b > 0, dz, 0.0)
         sum_dz += tl.sum(dz, axis=1)
         sum_dzx += tl.sum(dz * ((x - mean) * rstd), axis=1)
-    out = (n * C + c) * num_splits + split
+    out = (n * C + c) * num_splits + tl.program_id(2)
     tl.store(sum_dz_ptr + out, sum_dz, mask=c_ok)
     tl.store(sum_dzx_ptr + out, sum_dzx, mask=c_ok)
 
@@ -110,15 +108,9 @@ def _input_grad_kernel(x_ptr, dy_ptr, dx_ptr, scale_ptr, shift_ptr, coef_x_ptr, 
                        C, S, s_per_split, x_stride_n, x_stride_c, x_stride_s,
                        dy_stride_n, dy_stride_c, dy_stride_s, RELU: tl.constexpr,
                        BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_ok = c < C
-    start = tl.program_id(2) * s_per_split
-    stop = tl.minimum(start + s_per_split, S)
-    a = tl.load(scale_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    b = tl.load(shift_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    cx = tl.load(coef_x_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
-    c0 = tl.load(coef_0_ptr + n * C + c, mask=c_ok, other=0.0)[:, None]
+    n, c, c_ok, start, stop = _tile(C, S, s_per_split, BLOCK_C)
+    a, b = _per_channel(scale_ptr, n, c, c_ok, C), _per_channel(shift_ptr, n, c, c_ok, C)
+    cx, c0 = _per_channel(coef_x_ptr, n, c, c_ok, C), _per_channel(coef_0_ptr, n, c, c_ok, C)
     x_off = n * x_stride_n + c[:, None].to(tl.int64) * x_stride_c
     dy_off = n * dy_stride_n + c[:, None].to(tl.int64) * dy_stride_c
     for s0 in range(start, stop, BLOCK_S):
