@@ -112,3 +112,20 @@ def test_readme_kinetics_grid_with_ddp_runs_each_job_once(user_dir):
         # Kinetics tests on val, the split that picks the best checkpoint: so the last one is tested.
         assert (r["test_split"], r["test_checkpoint"]) == ("val", "last")
         assert r["test_views"] == "2x2" and r["test_videos"] == 6  # every val video, once
+
+
+@pytest.mark.slow
+def test_small_batch_grid_on_the_hard_data_two_seeds(tmp_path):
+    """The published small-batch grid, 1 epoch and 2 seeds, from a fresh folder (the hard dataset is
+    generated on first use, smaller), then the report: every cell has n = 2."""
+    shrink = ["data.generate.clips_per_class={train:4,val:2,test:2}", "data.generate.frames=16",
+              "data.num_workers=0", "trainer.max_epochs=1", "data.num_test_clips=2", "data.num_test_crops=1"]
+    run_py(tmp_path, "-m", "experiment=small_batch_grid", "norm=bn,gn", "data.batch_size_per_device=8,4,2",
+           "seed=0,1", *shrink)
+    (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
+    report = subprocess.run([sys.executable, "-m", "video_gn.report", str(sweep)], cwd=tmp_path,
+                            env=user_env(), capture_output=True, text=True, check=True).stdout
+    assert "### synthetic_hard, small, init scratch, 1 device(s), 1 epochs" in report
+    rows = [line for line in report.splitlines() if line.startswith(("| BN |", "| GN |"))]
+    assert len(rows) == 2 and all(line.count("(n=2)") == 3 for line in rows)
+    assert "- BN (8×2 frames): top-1" in report and "- GN (8×2 frames): top-1" in report

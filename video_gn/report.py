@@ -107,6 +107,7 @@ class Cell:
     top5: list[float] = field(default_factory=list)
     seeds: list = field(default_factory=list)
     run_dirs: list[str] = field(default_factory=list)
+    wall_times: list[float] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -140,6 +141,7 @@ def tables(runs: list[dict]) -> dict[Context, dict[CellKey, Cell]]:
         cell.top5.append(top5 if top5 is not None else float("nan"))
         cell.seeds.append(r.get("seed"))
         cell.run_dirs.append(r["run_dir"])
+        cell.wall_times.append(r.get("wall_time_s") or float("nan"))
     return {c: dict(t) for c, t in sorted(out.items(), key=lambda kv: -sum(x.n for x in kv[1].values()))}
 
 
@@ -224,7 +226,8 @@ def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> Non
         w = csv.writer(f)
         w.writerow(["dataset", "arch", "init", "devices", "max_epochs", "protocol", "norm",
                     "frames_per_clip", "frame_stride", "batch_size_per_device", "top1_mean", "top1_std",
-                    "top5_mean", "top5_std", "n", "seeds", "paper_top1", "paper_top5", "run_dirs"])
+                    "top5_mean", "top5_std", "n", "seeds", "wall_time_s_mean", "paper_top1", "paper_top5",
+                    "run_dirs"])
         for context, table in all_tables.items():
             for (norm, frames, stride, batch), c in sorted(table.items()):
                 paper = PAPER_TABLE8.get((frames, stride, batch), {}).get(norm) \
@@ -233,7 +236,8 @@ def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> Non
                             context.max_epochs, context.protocol, norm, frames, stride, batch,
                             round(c.mean(), 3), round(c.std(), 3), round(c.mean("top5"), 3),
                             round(c.std("top5"), 3), c.n, ";".join(map(str, c.seeds)),
-                            paper[0] if paper else "", paper[1] if paper else "", ";".join(c.run_dirs)])
+                            round(sum(c.wall_times) / c.n, 1), paper[0] if paper else "",
+                            paper[1] if paper else "", ";".join(c.run_dirs)])
 
 
 def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
