@@ -256,7 +256,8 @@ def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path:
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.set_xlabel("clips per device")
         ax.set_ylabel("top-1 (%)")
-        ax.set_title(f"{context.dataset}, {context.arch}, init {context.init.split(' ')[0]}\n"
+        ax.set_title(f"{context.dataset}, {context.arch}, init {context.init.split(' ')[0]}, "
+                     f"{context.devices} device(s)\n"
                      f"{context.protocol[:70]}", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
