@@ -59,13 +59,15 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        saved = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        saved = checkpoint.get("hyper_parameters", {})
         if saved.get("num_classes") != cfg.data.num_classes:
             raise ValueError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
                              f"data.num_classes={cfg.data.num_classes}")
         # The checkpoint holds the weights: its start-up files need not exist any more.
-        model = {**saved["model"], "pretrained_2d": None, "pretrained_3d": None}
-        module = VideoClassifier.load_from_checkpoint(path, map_location="cpu", model=model)
+        module = VideoClassifier(**{**saved, "model": {**saved["model"], "pretrained_2d": None,
+                                                       "pretrained_3d": None}})
+        module.load_state_dict(checkpoint["state_dict"])
         return module, {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path)}
     if not cfg.model.get("pretrained_3d"):
         raise ValueError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
@@ -73,7 +75,7 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
     return build_module(cfg), init_record(cfg.model)
 
 
-def test_checkpoint(trainer: L.Trainer, datamodule) -> tuple[str | None, str, str]:
+def checkpoint_to_test(trainer: L.Trainer, datamodule) -> tuple[str | None, str, str]:
     """Which weights the test after fit uses: (ckpt path or None for the final weights, name, why).
 
     The best checkpoint is picked on the val split; testing it on that same split would report a
@@ -132,7 +134,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         if fitting and not history:
             history = _history_from_last_checkpoint(output_dir)
         if cfg.get("test_after_fit") or not fitting:
-            ckpt, name, reason = test_checkpoint(trainer, datamodule) if fitting else (None, "given", "")
+            ckpt, name, reason = checkpoint_to_test(trainer, datamodule) if fitting else (None, "given", "")
             tested = {"checkpoint": name, "reason": reason or tested["reason"]}
             results = trainer.test(network, datamodule=datamodule, ckpt_path=ckpt)
             test_metrics = results[0] if results else {}
@@ -164,7 +166,7 @@ def _history_from_last_checkpoint(output_dir: Path) -> list[dict]:
     return list(torch.load(last, map_location="cpu", weights_only=False).get("val_history", []))
 
 
-def test_protocol(cfg: DictConfig, tested: dict) -> str:
+def evaluation_protocol(cfg: DictConfig, tested: dict) -> str:
     """E.g. "10 clips x 3 crops, split 'val', last checkpoint": what the report groups by."""
     d = cfg.data
     return (f"{d.num_test_clips} clips x {d.num_test_crops} crops, split '{tested['split']}', "
@@ -208,7 +210,7 @@ def results_summary(cfg: DictConfig, trainer: L.Trainer, init: dict, history: li
         "test_views": f"{d.num_test_clips}x{d.num_test_crops}" if has_test else None,
         "test_checkpoint": tested["checkpoint"] if has_test else None,
         "test_checkpoint_reason": tested["reason"] if has_test else None,
-        "test_protocol": test_protocol(cfg, tested) if has_test else None,
+        "test_protocol": evaluation_protocol(cfg, tested) if has_test else None,
         "test_videos": int(test["test/videos"]) if "test/videos" in test else None,
         "test_top1": _float(test.get("test/top1")),
         "test_top5": _float(test.get("test/top5")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .caffe2_import import is_caffe2_pickle, load_caffe2
+from .caffe2_import import caffe2_blobs_or_none, load_caffe2
 from .inflate import inflate_from_2d
 from .norm import NormSpec, is_norm
 from .resnet3d import ResNet3d, build_model
@@ -24,8 +24,9 @@ def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> Re
     model = build_model(norm=NormSpec.from_config(norm_cfg), num_classes=num_classes, **arch_kwargs)
     if model_cfg.get("pretrained_2d"):
         path = model_cfg["pretrained_2d"]
-        if is_caffe2_pickle(path):
-            load_caffe2(model, path, inflate=True, include_head=False)
+        blobs = caffe2_blobs_or_none(path)
+        if blobs is not None:
+            load_caffe2(model, path, inflate=True, include_head=False, blobs=blobs)
         else:
             inflate_from_2d(model, path)
     if model_cfg.get("pretrained_3d"):

@@ -64,16 +64,16 @@ def caffe2_key_to_3d(key: str) -> str | None:
     return f"{prefix}{module}.{_NORM_PARAM[param.split('_')[1]]}"
 
 
-def is_caffe2_pickle(path: str | Path) -> bool:
-    """A Caffe2/Detectron pickle rather than a ``torch.save`` file (those are zip archives)."""
+def caffe2_blobs_or_none(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The blobs of a Caffe2/Detectron pickle, or None for a ``torch.save`` file (read once)."""
     path = Path(path)
-    if zipfile.is_zipfile(path):
-        return False
+    if zipfile.is_zipfile(path):  # torch.save writes zip archives
+        return None
     try:
         blobs = load_caffe2_blobs(path)
     except (pickle.UnpicklingError, ValueError, EOFError, AttributeError, ImportError, KeyError):
-        return False
-    return "conv1_w" in blobs
+        return None
+    return blobs if "conv1_w" in blobs else None
 
 
 def load_caffe2_blobs(path: str | Path) -> dict[str, np.ndarray]:
@@ -139,9 +139,11 @@ def _fold_missing_bn_statistics(state: dict, target: dict, model: nn.Module) -> 
             state[prefix + "running_var"] = torch.full_like(target[prefix + "running_var"], 1 - e)
 
 
-def load_caffe2(model: nn.Module, path: str | Path, *, inflate: bool, include_head: bool) -> nn.Module:
-    """Loads a Caffe2 pickle into ``model`` in place (strict, apart from the head when excluded)."""
-    state = caffe2_state_dict(load_caffe2_blobs(path), model, inflate=inflate,
-                              include_head=include_head, source=str(path))
+def load_caffe2(model: nn.Module, path: str | Path, *, inflate: bool, include_head: bool,
+                blobs: dict[str, np.ndarray] | None = None) -> nn.Module:
+    """Loads a Caffe2 pickle (``blobs`` if already read) into ``model`` in place (strict, apart from
+    the head when excluded)."""
+    blobs = load_caffe2_blobs(path) if blobs is None else blobs
+    state = caffe2_state_dict(blobs, model, inflate=inflate, include_head=include_head, source=str(path))
     model.load_state_dict(state, strict=False)
     return model

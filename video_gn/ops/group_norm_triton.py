@@ -77,6 +77,17 @@ def _scale_shift_kernel(x_ptr, y_ptr, scale_ptr, shift_ptr, C, S, s_per_split,
 
 
 @triton.jit
+def _x_and_dz(x_ptr, dy_ptr, x_off, dy_off, s64, x_stride_s, dy_stride_s, ok, a, b, RELU: tl.constexpr):
+    """A tile of x (fp32) and of the gradient reaching the norm (dy, masked by the fused ReLU, whose
+    mask is recomputed from x)."""
+    x = tl.load(x_ptr + x_off + s64 * x_stride_s, mask=ok, other=0.0).to(tl.float32)
+    dz = tl.load(dy_ptr + dy_off + s64 * dy_stride_s, mask=ok, other=0.0).to(tl.float32)
+    if RELU:
+        dz = tl.where(x * a + b > 0, dz, 0.0)
+    return x, dz
+
+
+@triton.jit
 def _grad_sums_kernel(x_ptr, dy_ptr, mean_ptr, rstd_ptr, scale_ptr, shift_ptr, sum_dz_ptr, sum_dzx_ptr,
                       C, S, s_per_split, num_splits, x_stride_n, x_stride_c, x_stride_s,
                       dy_stride_n, dy_stride_c, dy_stride_s, RELU: tl.constexpr,
@@ -92,10 +103,7 @@ def _grad_sums_kernel(x_ptr, dy_ptr, mean_ptr, rstd_ptr, scale_ptr, shift_ptr, s
         s = s0 + tl.arange(0, BLOCK_S)
         ok = c_ok[:, None] & (s < stop)[None, :]
         s64 = s[None, :].to(tl.int64)
-        x = tl.load(x_ptr + x_off + s64 * x_stride_s, mask=ok, other=0.0).to(tl.float32)
-        dz = tl.load(dy_ptr + dy_off + s64 * dy_stride_s, mask=ok, other=0.0).to(tl.float32)
-        if RELU:
-            dz = tl.where(x * a + b > 0, dz, 0.0)
+        x, dz = _x_and_dz(x_ptr, dy_ptr, x_off, dy_off, s64, x_stride_s, dy_stride_s, ok, a, b, RELU)
         sum_dz += tl.sum(dz, axis=1)
         sum_dzx += tl.sum(dz * ((x - mean) * rstd), axis=1)
     out = (n * C + c) * num_splits + tl.program_id(2)
@@ -117,13 +125,9 @@ def _input_grad_kernel(x_ptr, dy_ptr, dx_ptr, scale_ptr, shift_ptr, coef_x_ptr, 
         s = s0 + tl.arange(0, BLOCK_S)
         ok = c_ok[:, None] & (s < stop)[None, :]
         s64 = s[None, :].to(tl.int64)
-        x_raw = tl.load(x_ptr + x_off + s64 * x_stride_s, mask=ok, other=0.0)
-        x = x_raw.to(tl.float32)
-        dz = tl.load(dy_ptr + dy_off + s64 * dy_stride_s, mask=ok, other=0.0).to(tl.float32)
-        if RELU:
-            dz = tl.where(x * a + b > 0, dz, 0.0)
+        x, dz = _x_and_dz(x_ptr, dy_ptr, x_off, dy_off, s64, x_stride_s, dy_stride_s, ok, a, b, RELU)
         dx = dz * a + x * cx + c0
-        tl.store(dx_ptr + x_off + s64 * x_stride_s, dx.to(x_raw.dtype), mask=ok)
+        tl.store(dx_ptr + x_off + s64 * x_stride_s, dx.to(dx_ptr.dtype.element_ty), mask=ok)
 
 
 def _nc_s_strides(t: torch.Tensor) -> tuple[int, int, int] | None:
