@@ -51,15 +51,21 @@ def tiny_data(tmp_path_factory):
 
 
 def top1_of_checkpoint(ckpt, root, split: str) -> float:
-    """The multi-view test top-1 of a checkpoint, computed here without the trainer: every video of
-    ``split`` once, softmax averaged over its 2 clips x 2 crops (the TINY settings)."""
+    """The multi-view test top-1 of a checkpoint of ours, computed without the trainer."""
+    from video_gn.lit_module import VideoClassifier
+
+    return top1_of_module(VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu"), root, split)
+
+
+def top1_of_module(module, root, split: str, frames_per_clip: int = 4) -> float:
+    """Every video of ``split`` once, softmax averaged over its 2 clips x 2 crops (the TINY settings
+    for eval), no trainer: the reference the test results are checked against."""
     import torch
 
     from video_gn.data.dataset import ClipSettings, VideoClipDataset
-    from video_gn.lit_module import VideoClassifier
 
-    module = VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    settings = ClipSettings(frames_per_clip=4, frame_stride=2, crop_size=24, eval_short_side=32,
+    module.eval()
+    settings = ClipSettings(frames_per_clip=frames_per_clip, frame_stride=2, crop_size=24, eval_short_side=32,
                             num_test_clips=2, num_test_crops=2, decoder="decord")
     dataset = VideoClipDataset(root, split, "test", settings)
     correct = 0

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY, top1_of_checkpoint
+from conftest import REPO, TINY, top1_of_checkpoint, top1_of_module
 
 # TINY without the keys the commands below set themselves.
 SHRINK = [o for o in TINY if not o.startswith(("data.generate", "data.batch_size_per_device"))]
@@ -112,6 +112,28 @@ def test_readme_kinetics_grid_with_ddp_runs_each_job_once(user_dir):
         # Kinetics tests on val, the split that picks the best checkpoint: so the last one is tested.
         assert (r["test_split"], r["test_checkpoint"]) == ("val", "last")
         assert r["test_views"] == "2x2" and r["test_videos"] == 6  # every val video, once
+
+
+def test_readme_evaluates_the_released_nonlocal_model(user_dir):
+    """README: `train=false experiment=k400_i3d_r50 norm=bn data.root=... model.pretrained_3d=...pkl`,
+    a pickle in the Non-local release's layout (400 classes), on a dataset in the manifest format."""
+    from test_caffe2_import import nonlocal_i3d_blobs, write_pickle
+
+    from video_gn.lit_module import VideoClassifier
+
+    root = user_dir / "k400"
+    shutil.copytree(user_dir / "data" / "synthetic", root)
+    (root / "classes.txt").write_text("".join(f"class {k:03d}\n" for k in range(400)))
+    pkl = write_pickle(user_dir / "i3d_baseline_32x2_IN_pretrain_400k.pkl", nonlocal_i3d_blobs())
+    shrink = [o for o in I3D_SHRINK if not o.startswith("data.num_classes")]
+    run_py(user_dir, "train=false", "experiment=k400_i3d_r50", "norm=bn", f"data.root={root}",
+           f"model.pretrained_3d={pkl}", *ON_CPU, *shrink)
+    (result,) = results_under(user_dir / "logs" / "runs")
+    assert result["init"]["kind"] == "pretrained_3d" and result["init"]["file"] == pkl.name
+    assert (result["test_checkpoint"], result["test_split"], result["test_videos"]) == ("given", "val", 6)
+    module = VideoClassifier(model={"arch": "i3d", "depth": 50, "pretrained_3d": str(pkl)},
+                             norm={"kind": "bn"}, optim={}, num_classes=400, batch_size_per_device=2)
+    assert result["test_top1"] == pytest.approx(top1_of_module(module, root, "val", frames_per_clip=8))
 
 
 @pytest.mark.slow
