@@ -8,15 +8,15 @@ renamed, so a clip on disk is always complete.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import errno
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from video_gn.io import temporary_path
+from video_gn.io import written_atomically
 
 
 class UnusableVideo(Exception):
@@ -37,6 +37,9 @@ class EncodeSettings:
     # x264's fastdecode (no CABAC, no deblocking): measured 1.6x faster clip decoding for +13% bytes.
     tune: str = "fastdecode"
     min_frames: int = 8
+    # A clip decoding to less than this fraction of its annotated segment was cut short (truncated).
+    min_fraction: float = 0.8
+    keep_short: bool = False  # keep such clips (listed as "short" in the report) instead
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ClipInfo:
     width: int
     height: int
     bad_packets: int = 0  # undecodable packets skipped (the clip kept what survived)
+    short: str = ""  # why the clip is shorter than its annotated segment (kept with keep_short)
 
 
 def decoded_frames(container, stream, start: float | None = None, end: float | None = None):
@@ -78,31 +82,72 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
 
 
+# Errors of the machine, not of the video: a rerun after fixing them must prepare the video.
+RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                   errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+
+
+class OutputFault(OSError):
+    """Writing a clip failed for a reason of the machine (disk full, no permission): the run stops
+    and the video is not reported as bad."""
+
+
 def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = EncodeSettings(),
-                start: float | None = None, end: float | None = None) -> ClipInfo:
-    """Re-encodes ``src`` (optionally the window [start, end) s) to ``dst`` atomically."""
+                start: float | None = None, end: float | None = None,
+                expected_seconds: float | None = None) -> ClipInfo:
+    """Re-encodes ``src`` (optionally the window [start, end) s) to ``dst`` atomically.
+
+    ``expected_seconds`` (the annotated segment): a clip that decodes to less than
+    ``settings.min_fraction`` of it is a download cut short, raised as ``truncated`` (kept and
+    marked ``short`` with ``settings.keep_short``). Raises :class:`UnusableVideo` for anything wrong
+    with the source and :class:`OutputFault` when the clip cannot be written.
+    """
     src, dst = Path(src), Path(dst)
-    if src.stat().st_size == 0:
-        raise UnusableVideo("empty_file", f"{src} has 0 bytes")
     try:
+        if src.stat().st_size == 0:
+            raise UnusableVideo("empty_file", f"{src} has 0 bytes")
         container = av.open(str(src))
-    except av.error.FFmpegError as e:
-        raise UnusableVideo("undecodable", f"{src}: cannot open ({e})") from None
-    tmp = temporary_path(dst)
-    try:
-        if not container.streams.video:
-            raise UnusableVideo("undecodable", f"{src}: no video stream")
-        info = _transcode(container, container.streams.video[0], tmp, settings, start, end)
     except UnusableVideo:
-        tmp.unlink(missing_ok=True)
         raise
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:  # e.g. no read permission: the user can fix it, retried next run
+            raise UnusableVideo("unreadable_source", f"{src}: {e.strerror}") from None
+        if "moov atom not found" in str(e):  # an MP4 whose index (written last) never arrived
+            raise UnusableVideo("truncated", f"{src}: no MP4 index (moov atom): the download was cut "
+                                             "short") from None
+        raise UnusableVideo("undecodable", f"{src}: cannot open ({e})") from None
+    try:
+        with written_atomically(dst) as tmp:
+            if not container.streams.video:
+                raise UnusableVideo("undecodable", f"{src}: no video stream")
+            info = _transcode(container, container.streams.video[0], tmp, settings, start, end)
+            if expected_seconds:
+                info = _check_duration(src, info, expected_seconds, settings)
+    except (UnusableVideo, OutputFault):
+        raise
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS and getattr(e, "filename", None) != str(src):
+            raise OutputFault(e.errno, f"cannot write {dst}: {e.strerror}") from None
+        raise UnusableVideo("undecodable", f"{src}: {type(e).__name__}: {e}") from None
     except Exception as e:  # any decoder/encoder failure is the video's, reported not raised
-        tmp.unlink(missing_ok=True)
         raise UnusableVideo("undecodable", f"{src}: {type(e).__name__}: {e}") from None
     finally:
         container.close()
-    os.replace(tmp, dst)
     return info
+
+
+def _check_duration(src: Path, info: ClipInfo, expected_seconds: float,
+                    settings: EncodeSettings) -> ClipInfo:
+    """What decoded against the annotated segment (a "faststart" MP4 cut short still claims its
+    full duration in the header: only decoding tells)."""
+    decoded = info.num_frames / info.fps
+    if decoded >= settings.min_fraction * expected_seconds:
+        return info
+    detail = (f"{src}: {decoded:.2f} s decoded of the annotated {expected_seconds:g} s "
+              f"(< {settings.min_fraction:g} of it)")
+    if not settings.keep_short:
+        raise UnusableVideo("truncated", detail)
+    return replace(info, short=detail)
 
 
 def open_h264(path: Path, width: int, height: int, rate, settings: EncodeSettings):
@@ -121,21 +166,19 @@ def open_h264(path: Path, width: int, height: int, rate, settings: EncodeSetting
 def write_frames(frames: np.ndarray, dst: str | Path, fps: float,
                  settings: EncodeSettings = EncodeSettings()) -> ClipInfo:
     """Encodes uint8 RGB frames ``[T, H, W, 3]`` (even H, W) to ``dst`` atomically."""
-    dst = Path(dst)
-    tmp = temporary_path(dst)
     rate = Fraction(fps).limit_denominator(1001)
-    out, video = open_h264(tmp, frames.shape[2], frames.shape[1], rate, settings)
-    try:
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1) / rate
-            for packet in video.encode(frame):
+    with written_atomically(dst) as tmp:
+        out, video = open_h264(tmp, frames.shape[2], frames.shape[1], rate, settings)
+        try:
+            for i, rgb in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = i, Fraction(1) / rate
+                for packet in video.encode(frame):
+                    out.mux(packet)
+            for packet in video.encode():
                 out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-    finally:
-        out.close()
-    os.replace(tmp, dst)
+        finally:
+            out.close()
     return ClipInfo(len(frames), float(rate), frames.shape[2], frames.shape[1])
 
 

@@ -1,35 +1,57 @@
 """Prepare Kinetics: annotation file + downloaded videos -> re-encoded clips, manifests, report.
 
-    python -m data_prep.kinetics --annotations kinetics-400_val.csv --videos ~/k400/raw \
+    python -m data_prep.kinetics --annotations kinetics-400_val.csv --videos ~/k400/raw \\
         --out ~/k400/prepared [--workers 8] [--short-side 256] [--dry-run]
 
 Videos are found by name anywhere under ``--videos``: Kinetics clips ``<ytid>_<start:06d>_<end:06d>.<ext>``
 (CVDF flat or per-class folders), or full-length ``<ytid>.<ext>`` sources, which are trimmed to the
 row's window. Output: ``<out>/<split>/<ytid>_<start>_<end>.mp4``, ``<out>/<split>.csv`` manifests,
-``<out>/classes.txt`` and ``<out>/prep_report.json`` (every row without a usable clip, with its
-reason). Reruns skip finished clips; a clip is written under a temporary name and renamed when
-complete, so an interrupted run never leaves a half-written clip under a final name.
+``<out>/classes.txt`` (one list serving every split) and ``<out>/prep_report.json`` (one section per
+split: every row without a usable clip, with its reason, and the annotation file's bad rows).
+
+Faults (README, "What happens when..."): a clip is written under a temporary name and renamed when
+complete; one preparation at a time holds ``<out>/.prep.lock``; Ctrl-C, SIGTERM or the parent's
+death stop the workers, which delete their half-written clips; a full disk or a permission error
+stops the run without marking any video bad, so a plain rerun finishes the job.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import fcntl
 import json
+import multiprocessing
 import os
+import signal
 import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
 
-from data_prep.annotations import YOUTUBE_ID, AnnotationError, Row, class_names, read_annotations
-from data_prep.encode import EncodeSettings, UnusableVideo, encode_clip, probe_clip
-from video_gn.data.manifest import ClipRecord, write_classes, write_manifest
+from data_prep.annotations import YOUTUBE_ID, AnnotationError, BadRow, Row, class_names, read_annotations
+from data_prep.encode import EncodeSettings, OutputFault, UnusableVideo, encode_clip, probe_clip
+from video_gn.data.manifest import ClipRecord, read_classes, write_classes, write_manifest
 from video_gn.io import atomic_write_text
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".3gp"}
 CLIP_SUFFIX_LEN = len("_000000_000010")
+REPORT = "prep_report.json"
+# Failures that say nothing about the source file: never remembered, so the next run tries again.
+RETRY_REASONS = {"unreadable_source"}
+
+
+class PrepError(Exception):
+    """Stops the preparation with one clear line (``exit_code`` for the CLI)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Interrupted(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
 
 
 def index_videos(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
@@ -56,99 +78,133 @@ def find_source(row: Row, clips: dict[str, Path], full: dict[str, Path]):
     return None
 
 
-def _prepare_one(src: str, dst: str, window, settings: EncodeSettings):
-    """Worker: returns ("ok", ClipInfo) or (reason, detail)."""
+# --- workers -------------------------------------------------------------------------------------
+
+def _worker_init(out: str, parent: int) -> None:
+    """Ctrl-C reaches the whole process group: the parent alone decides. SIGTERM (the parent's
+    shutdown, or the parent's death on Linux) deletes this worker's half-written clips and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _worker_exit(out, signum))
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        _worker_exit(out, signal.SIGTERM)
+
+
+def _worker_exit(out: str, signum: int) -> None:
+    for tmp in Path(out).glob(f"*/.*.tmp{os.getpid()}.mp4"):
+        tmp.unlink(missing_ok=True)
+    os._exit(128 + signum)
+
+
+def _prepare_one(job: tuple) -> tuple:
+    """Worker: (job index, "ok", ClipInfo), (index, reason, detail) or (index, "fault", message)."""
+    index, src, dst, window, expected_seconds, settings = job
     start, end = window or (None, None)
     try:
-        return "ok", encode_clip(src, dst, settings, start, end)
+        return index, "ok", encode_clip(src, dst, settings, start, end, expected_seconds)
     except UnusableVideo as e:
-        return e.reason, e.detail
+        return index, e.reason, e.detail
+    except OutputFault as e:
+        return index, "fault", (e.errno, e.strerror)
     except Exception as e:  # never lose the run to one video
-        return "undecodable", f"{src}: {type(e).__name__}: {e}"
+        return index, "undecodable", f"{src}: {type(e).__name__}: {e}"
 
 
-def _source_signature(path: Path) -> list:
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
+# --- the output folder ---------------------------------------------------------------------------
+
+class OutputLock:
+    """``<out>/.prep.lock`` (flock): a second preparation into the same folder fails at once instead
+    of deleting the first one's temporary files. The kernel drops the lock when the holder dies."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".prep.lock"
+        self.fd = None
+
+    def __enter__(self) -> OutputLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise PrepError(f"another preparation (pid {holder}) is writing into {self.path.parent}; "
+                            "wait for it to finish, or use another --out") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # also releases the lock
 
 
-def _earlier_report(out: Path, section: str) -> dict[tuple, dict]:
-    """Entries of the last run's report section (``failed`` or ``partial``), keyed by row key."""
-    report = out / "prep_report.json"
-    entries = json.loads(report.read_text()).get(section, []) if report.is_file() else []
+def check_output_folder(out: Path) -> None:
+    """Raises PrepError when ``--out`` cannot be the output folder (a file, not creatable, read-only)."""
+    if out.exists() and not out.is_dir():
+        raise PrepError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PrepError(f"--out {out} is not a writable folder: {e.strerror}") from None
+
+
+def check_videos_folder(videos: Path) -> None:
+    if not videos.exists():
+        raise PrepError(f"--videos {videos} does not exist")
+    if not videos.is_dir():
+        raise PrepError(f"--videos {videos} is not a folder")
+    try:
+        next(os.scandir(videos), None)
+    except OSError as e:
+        raise PrepError(f"--videos {videos} cannot be read: {e.strerror}") from None
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Half-written files of a run that was killed before it could clean up (never under a final
+    name); called while holding the lock, so they are nobody's work in progress."""
+    for tmp in [*out.glob("*/.*.tmp*.mp4"), *out.glob(".*.tmp*")]:
+        tmp.unlink(missing_ok=True)
+
+
+def read_report(out: Path) -> dict:
+    """``prep_report.json``: ``{"splits": {split: section}, "bad_rows": {annotation file: [...]}}``."""
+    path = out / REPORT
+    try:
+        report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        report = {}  # unreadable: rebuilt from this run (clips on disk are found again)
+    if "splits" not in report:  # older single-file layout, or none
+        report = {"splits": {}, "bad_rows": {}}
+    return report
+
+
+def _remembered(report: dict, section: str, settings: EncodeSettings | None = None) -> dict[tuple, dict]:
+    """Entries of every split's ``failed`` or ``partial``/``short`` list, keyed by row key (with
+    ``settings``: only from runs with the same settings, which decide too_short and truncated)."""
+    entries = [e for s in report["splits"].values() for e in s.get(section, [])
+               if settings is None or s.get("settings") == vars(settings)]
     return {(f["youtube_id"], f["time_start"], f["time_end"]): f for f in entries}
 
 
-def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings, workers: int = 1,
-            dry_run: bool = False, progress: bool = True, retry_failed: bool = False) -> dict:
-    """Runs the whole preparation; returns the report (also written to ``<out>/prep_report.json``).
-
-    A row that failed in an earlier run is not tried again while its source file is unchanged
-    (``retry_failed`` tries anyway), so a rerun of a finished preparation does no work.
-    """
-    rows = read_annotations(annotations)
+def class_list(out: Path, rows: list[Row], annotations: Path) -> list[str]:
+    """The one ``classes.txt`` every manifest of ``out`` shares: the existing one if this file's
+    labels are all in it (val after train; a test list without labels), else a clear error."""
     names = class_names(rows)
-    label_index = {n: i for i, n in enumerate(names)}
-    clips, full = index_videos(videos)
-    earlier = {} if retry_failed else _earlier_report(out, "failed")
-    earlier_partial = _earlier_report(out, "partial")
-
-    seen, jobs, done, failed = set(), [], {}, []
-    for row in rows:
-        if row.key in seen:
-            failed.append(_failure(row, "duplicate_row", "same youtube id and window listed twice"))
-            continue
-        seen.add(row.key)
-        rel = f"{row.split}/{row.clip_stem}.mp4"
-        if (out / rel).is_file():
-            done[row.key] = (row, rel, probe_clip(out / rel))
-            continue
-        source = find_source(row, clips, full)
-        if source is None:
-            failed.append(_failure(row, "missing", "no downloaded video with this id"))
-        elif row.key in earlier and earlier[row.key].get("source") == _source_signature(source[0]):
-            failed.append(earlier[row.key])
-        else:
-            jobs.append((row, rel, *source))
-
-    partial = [earlier_partial[k] for k in done if k in earlier_partial]
-    counts = {"rows": len(rows), "already_prepared": len(done), "to_prepare": len(jobs),
-              "missing": sum(f["reason"] == "missing" for f in failed),
-              "failed_before": sum("source" in f for f in failed)}
-    if dry_run:
-        return {"dry_run": True, "counts": counts, "classes": len(names)}
-
-    out.mkdir(parents=True, exist_ok=True)
-    for split in {r.split for r, *_ in jobs}:
-        (out / split).mkdir(exist_ok=True)
-    _remove_stale_temporaries(out)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_prepare_one, str(src), str(out / rel), window, settings): (row, rel, src)
-                   for row, rel, src, window in jobs}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="preparing clips",
-                           unit="clip", disable=not progress):
-            row, rel, src = futures[future]
-            status, result = future.result()
-            if status == "ok":
-                done[row.key] = (row, rel, result)
-                if result.bad_packets:
-                    partial.append({**_failure(row, "partial", f"{result.bad_packets} undecodable "
-                                               f"packets skipped"), "kept_frames": result.num_frames})
-            else:
-                failed.append({**_failure(row, status, result), "source": _source_signature(src)})
-
-    for split in sorted({row.split for row in rows}):
-        records = [ClipRecord(rel, label_index.get(row.label, -1), row.label or "", info.num_frames,
-                              info.fps)
-                   for key, (row, rel, info) in sorted(done.items()) if row.split == split]
-        write_manifest(out, split, records)
-    write_classes(out, names)
-    counts.update(prepared=len(done), failed=len(failed), partial=len(partial),
-                  by_reason=dict(Counter(f["reason"] for f in failed)))
-    report = {"annotations": str(annotations), "videos": str(videos), "settings": vars(settings),
-              "counts": counts, "failed": failed, "partial": partial}
-    atomic_write_text(out / "prep_report.json", json.dumps(report, indent=1))
-    return report
+    if not (out / "classes.txt").is_file():
+        return names
+    existing = read_classes(out)
+    new = sorted(set(names) - set(existing))
+    if new:
+        raise PrepError(
+            f"{out / 'classes.txt'} lists {len(existing)} classes, and {annotations} has {len(new)} "
+            f"others ({', '.join(map(repr, new[:5]))}{', ...' if len(new) > 5 else ''}): the label "
+            "indices of the manifests already there would change. Use another --out for a different "
+            "class set.")
+    return existing
 
 
 def _failure(row: Row, reason: str, detail: str) -> dict:
@@ -156,10 +212,160 @@ def _failure(row: Row, reason: str, detail: str) -> dict:
             "split": row.split, "label": row.label, "reason": reason, "detail": detail}
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Half-written clips of an interrupted run (never under a final name); they get redone."""
-    for tmp in out.glob("*/.*.tmp*.mp4"):
-        tmp.unlink(missing_ok=True)
+def _source_signature(path: Path) -> list:
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def _usable_prepared_clip(path: Path):
+    """The ClipInfo of a clip an earlier run finished, or None if it was damaged since (our MP4s
+    keep their index at the end: a clip cut short or overwritten no longer opens)."""
+    try:
+        info = probe_clip(path)
+    except Exception:
+        return None
+    return info if info.num_frames > 0 and info.fps > 0 else None
+
+
+# --- the preparation -----------------------------------------------------------------------------
+
+def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings, workers: int = 1,
+            dry_run: bool = False, progress: bool = True, retry_failed: bool = False,
+            replace_split: bool = False) -> dict:
+    """Runs the whole preparation; returns this run's report (``prep_report.json`` keeps one section
+    per split, so preparing val after train keeps train's).
+
+    A row that failed in an earlier run is not tried again while its source file is unchanged
+    (``retry_failed`` tries anyway), so a rerun of a finished preparation does no work.
+    Raises :class:`PrepError` for unusable input or output, and ``OSError`` when a write fails.
+    """
+    annotations, out = Path(annotations), Path(out)
+    check_videos_folder(videos)
+    bad_rows: list[BadRow] = []
+    rows = read_annotations(annotations, bad_rows)
+    if not rows:
+        raise PrepError(f"{annotations}: no usable rows" + (f" ({len(bad_rows)} bad, first: {bad_rows[0]})"
+                                                             if bad_rows else ""))
+    if dry_run:
+        return _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, replace_split)
+    check_output_folder(out)
+    with OutputLock(out):
+        _remove_stale_temporaries(out)
+        plan = _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, replace_split)
+        return _execute(plan, out, settings, workers, progress)
+
+
+def _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, replace_split) -> dict:
+    """What the run will do: rows already done, rows to encode, rows that fail without trying."""
+    report = read_report(out)
+    names = class_list(out, rows, annotations)
+    for split in sorted({r.split for r in rows}):
+        earlier = report["splits"].get(split, {}).get("annotations")
+        if earlier and Path(earlier).resolve() != annotations.resolve() and not replace_split:
+            raise PrepError(f"split '{split}' in {out} was prepared from {earlier}; {annotations} also "
+                            f"has {split} rows and would replace its manifest. Use another --out, or "
+                            "--replace-split to replace it.")
+    clips, full = index_videos(videos)
+    earlier_failed = {} if retry_failed else _remembered(report, "failed", settings)
+    seen, jobs, done, failed, redone = set(), [], {}, [], []
+    for row in rows:
+        if row.key in seen:
+            failed.append(_failure(row, "duplicate_row", "same youtube id and window listed twice"))
+            continue
+        seen.add(row.key)
+        rel = f"{row.split}/{row.clip_stem}.mp4"
+        if (out / rel).is_file():
+            info = _usable_prepared_clip(out / rel)
+            if info is not None:
+                done[row.key] = (row, rel, info)
+                continue
+            redone.append(rel)
+        source = find_source(row, clips, full)
+        if source is None:
+            failed.append(_failure(row, "missing", "no downloaded video with this id"))
+        elif row.key in earlier_failed and earlier_failed[row.key].get("source") == _source_signature(source[0]):
+            failed.append(earlier_failed[row.key])
+        else:
+            jobs.append((row, rel, *source))
+    counts = {"rows": len(rows) + len(bad_rows), "bad_rows": len(bad_rows),
+              "already_prepared": len(done), "damaged_redone": len(redone), "to_prepare": len(jobs),
+              "missing": sum(f["reason"] == "missing" for f in failed),
+              "failed_before": sum("source" in f for f in failed)}
+    return {"annotations": annotations, "videos": videos, "rows": rows, "bad_rows": bad_rows,
+            "names": names, "report": report, "jobs": jobs, "done": done, "failed": failed,
+            "redone": redone, "counts": counts, "dry_run": True, "classes": len(names)}
+
+
+def _execute(plan: dict, out: Path, settings: EncodeSettings, workers: int, progress: bool) -> dict:
+    rows, jobs, done, failed, report = plan["rows"], plan["jobs"], plan["done"], plan["failed"], plan["report"]
+    earlier_partial, earlier_short = _remembered(report, "partial"), _remembered(report, "short")
+    partial = [earlier_partial[k] for k in done if k in earlier_partial]
+    short = [earlier_short[k] for k in done if k in earlier_short]
+    for split in {r.split for r, *_ in jobs}:
+        (out / split).mkdir(exist_ok=True)
+    tasks = [(i, str(src), str(out / rel), window, row.time_end - row.time_start, settings)
+             for i, (row, rel, src, window) in enumerate(jobs)]
+    for index, status, result in _run_workers(tasks, out, workers, progress):
+        row, rel, src, _ = jobs[index]
+        if status == "ok":
+            done[row.key] = (row, rel, result)
+            if result.bad_packets:
+                partial.append({**_failure(row, "partial", f"{result.bad_packets} undecodable "
+                                           f"packets skipped"), "kept_frames": result.num_frames})
+            if result.short:
+                short.append({**_failure(row, "short", result.short), "kept_frames": result.num_frames})
+        else:
+            entry = _failure(row, status, result)
+            failed.append(entry if status in RETRY_REASONS else {**entry, "source": _source_signature(src)})
+
+    names = plan["names"]
+    label_index = {n: i for i, n in enumerate(names)}
+    splits = sorted({row.split for row in rows})
+    for split in splits:
+        records = [ClipRecord(rel, label_index.get(row.label, -1), row.label or "", info.num_frames,
+                              info.fps)
+                   for key, (row, rel, info) in sorted(done.items()) if row.split == split]
+        write_manifest(out, split, records)
+    if names:
+        write_classes(out, names)
+    settings_dict = vars(settings)
+    run = {"counts": dict(plan["counts"]), "failed": failed, "partial": partial, "short": short,
+           "bad_rows": [b.as_dict() for b in plan["bad_rows"]]}
+    for split in splits:
+        section = {k: [e for e in run[k] if e["split"] == split] for k in ("failed", "partial", "short")}
+        prepared = sum(row.split == split for row, *_ in done.values())
+        report["splits"][split] = {
+            "annotations": str(plan["annotations"]), "videos": str(plan["videos"]), "settings": settings_dict,
+            "counts": {"rows": sum(r.split == split for r in rows), "prepared": prepared,
+                       "failed": len(section["failed"]), "partial": len(section["partial"]),
+                       "short": len(section["short"]),
+                       "by_reason": dict(Counter(f["reason"] for f in section["failed"]))},
+            **section}
+    report["bad_rows"][str(plan["annotations"])] = run["bad_rows"]
+    atomic_write_text(out / REPORT, json.dumps(report, indent=1))
+    run["counts"].update(prepared=len(done), failed=len(failed), partial=len(partial), short=len(short),
+                         by_reason=dict(Counter(f["reason"] for f in failed)))
+    return run
+
+
+def _run_workers(tasks: list, out: Path, workers: int, progress: bool):
+    """Yields each task's result as it finishes. On Ctrl-C, SIGTERM or an output fault, the workers
+    are terminated (each deletes its half-written clip) before the exception goes on."""
+    if not tasks:
+        return
+    pool = multiprocessing.Pool(max(1, min(workers, len(tasks))), initializer=_worker_init,
+                                initargs=(str(out), os.getpid()))
+    try:
+        for index, status, result in tqdm(pool.imap_unordered(_prepare_one, tasks), total=len(tasks),
+                                          desc="preparing clips", unit="clip", disable=not progress):
+            if status == "fault":
+                raise OSError(*result)
+            yield index, status, result
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+        _remove_stale_temporaries(out)
 
 
 def main(argv=None) -> int:
@@ -174,24 +380,56 @@ def main(argv=None) -> int:
     p.add_argument("--tune", default=EncodeSettings.tune, help="x264 tune (fastdecode: faster loading)")
     p.add_argument("--min-frames", type=int, default=EncodeSettings.min_frames,
                    help="fewer decodable frames than this: reported as too_short")
+    p.add_argument("--min-fraction", type=float, default=EncodeSettings.min_fraction,
+                   help="a clip decoding to less than this fraction of its annotated segment is "
+                        "reported as truncated (default %(default)s)")
+    p.add_argument("--keep-short", action="store_true",
+                   help="keep such clips (listed as 'short' in the report) instead of reporting them")
     p.add_argument("--dry-run", action="store_true", help="count what would be done; write nothing")
     p.add_argument("--retry-failed", action="store_true",
                    help="try again rows that failed in an earlier run although their source is unchanged")
+    p.add_argument("--replace-split", action="store_true",
+                   help="let this annotation file replace a split another file prepared into --out")
     args = p.parse_args(argv)
-    if not args.videos.is_dir():
-        p.error(f"--videos {args.videos} is not a folder")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if not 0 <= args.min_fraction <= 1:
+        p.error("--min-fraction must be between 0 and 1")
     settings = EncodeSettings(short_side=args.short_side, keyframe_interval=args.keyframe_interval,
-                              crf=args.crf, tune=args.tune, min_frames=args.min_frames)
+                              crf=args.crf, tune=args.tune, min_frames=args.min_frames,
+                              min_fraction=args.min_fraction, keep_short=args.keep_short)
+
+    def on_sigterm(signum, frame):
+        raise Interrupted()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    kept = "clips finished so far are kept; rerun the same command to continue"
     try:
         report = prepare(args.annotations, args.videos, args.out, settings, args.workers, args.dry_run,
-                         retry_failed=args.retry_failed)
-    except (AnnotationError, FileNotFoundError) as e:
+                         retry_failed=args.retry_failed, replace_split=args.replace_split)
+    except (AnnotationError, PrepError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(report["counts"], indent=1))
+        return getattr(e, "exit_code", 2)
+    except OSError as e:  # a full disk or a permission error while writing: no video is marked bad
+        print(f"error: {e.strerror or e} ({e.filename})" if e.filename else f"error: {e.strerror or e}",
+              file=sys.stderr)
+        print(f"stopped; no video was marked as failed. {kept}.", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"\ninterrupted (Ctrl-C): {kept}.", file=sys.stderr)
+        return 130
+    except Interrupted:
+        print(f"\nterminated (SIGTERM): {kept}.", file=sys.stderr)
+        return 143
+    counts = report["counts"]
+    print(json.dumps(counts, indent=1))
+    for bad in report.get("bad_rows", [])[:10]:
+        print(f"bad row: {BadRow(**bad) if isinstance(bad, dict) else bad}", file=sys.stderr)
+    if counts["bad_rows"] > 10:
+        print(f"... {counts['bad_rows'] - 10} more bad rows: see {args.out / REPORT}", file=sys.stderr)
     if not args.dry_run:
-        print(f"prepared {report['counts']['prepared']} clips into {args.out}; "
-              f"{report['counts']['failed']} rows without a usable clip: see {args.out / 'prep_report.json'}")
+        print(f"prepared {counts['prepared']} clips into {args.out}; {counts['failed']} rows without a "
+              f"usable clip, {counts['bad_rows']} bad annotation rows: see {args.out / REPORT}")
     return 0
 
 

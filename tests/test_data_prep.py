@@ -67,7 +67,7 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     report = prepare(ann, dl, out, EncodeSettings(), workers=2, progress=False)
 
     manifest = read_manifest(out, "val")
-    usable = {stem(rows[i]) for i in (0, 1, 2, 3, 8)}
+    usable = {stem(rows[i]) for i in (0, 1, 2)}
     assert {os.path.basename(r.path)[:-4] for r in manifest} == usable
     classes = read_classes(out)
     assert classes == sorted({r[0] for r in rows})
@@ -80,21 +80,30 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
             assert not c.streams.audio
     by_stem = {os.path.basename(r.path)[:-4]: r for r in manifest}
     assert by_stem[stem(rows[0])].label_name == "air drumming"
-    assert by_stem[stem(rows[1])].num_frames == 270  # window [1, 11) s of a 10 s, 30 fps video
+    assert by_stem[stem(rows[1])].num_frames == 270  # window [1, 11) s of a 10 s, 30 fps video: 0.9
     reasons = {f["youtube_id"]: f["reason"] for f in report["failed"]}
-    assert reasons == {rows[4][1]: "empty_file", rows[5][1]: "too_short", rows[6][1]: "missing",
-                       rows[7][1]: "missing"}
+    # The corrupt file (4.9 s decodable) and the AVI (6.6 s) do not cover their annotated 10 s.
+    assert reasons == {rows[3][1]: "truncated", rows[4][1]: "empty_file", rows[5][1]: "too_short",
+                       rows[6][1]: "missing", rows[7][1]: "missing", rows[8][1]: "truncated"}
+    saved = json.loads((out / "prep_report.json").read_text())["splits"]["val"]
+    assert saved["counts"]["prepared"] == 3 and saved["counts"]["failed"] == 6
+
+    # --keep-short keeps them, listed; the changed settings retry the rows that were too short.
+    keep = EncodeSettings(keep_short=True)
+    report = prepare(ann, dl, out, keep, workers=2, progress=False)
+    assert len(read_manifest(out, "val")) == 5
     (partial,) = report["partial"]
     assert partial["youtube_id"] == rows[3][1] and partial["kept_frames"] == 49
-    saved = json.loads((out / "prep_report.json").read_text())
-    assert saved["counts"]["prepared"] == 5 and saved["counts"]["failed"] == 4
+    assert {s["youtube_id"] for s in report["short"]} == {rows[3][1], rows[8][1]}
+    assert "4.90 s decoded of the annotated 10 s" in next(s["detail"] for s in report["short"]
+                                                          if s["youtube_id"] == rows[3][1])
 
     # A rerun does no work and changes nothing.
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "val").iterdir()}
-    again = prepare(ann, dl, out, EncodeSettings(), workers=2, progress=False)
+    again = prepare(ann, dl, out, keep, workers=2, progress=False)
     assert again["counts"]["to_prepare"] == 0 and again["counts"]["already_prepared"] == 5
     assert {p: p.stat().st_mtime_ns for p in (out / "val").iterdir()} == mtimes
-    assert again["partial"] == report["partial"]
+    assert again["partial"] == report["partial"] and again["short"] == report["short"]
     assert {f["reason"] for f in again["failed"]} == {"empty_file", "too_short", "missing"}
 
 
@@ -119,6 +128,7 @@ def test_cli_malformed_annotation_exits_with_location(tmp_path):
     r = subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--annotations", str(bad),
                         "--videos", str(tmp_path / "dl"), "--out", str(tmp_path / "out")],
                        cwd=REPO, capture_output=True, text=True)
+    # The bad row is reported with its place; with no usable row left, that is the error.
     assert r.returncode == 2 and "bad.csv:2: time_start 'x' is not a number" in r.stderr
 
 

@@ -1,8 +1,14 @@
-"""Atomic file writes: a crash never leaves a half-written manifest, report or results file."""
+"""Atomic file writes: a crash never leaves a half-written manifest, report, clip or checkpoint.
+
+A file is written under a temporary name beside its final one and renamed when complete; if the
+write fails (a full disk, a signal), the temporary file is removed and the old file stays as it was.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -13,11 +19,24 @@ def temporary_path(path: str | Path) -> Path:
     return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
+@contextmanager
+def written_atomically(path: str | Path) -> Iterator[Path]:
+    """``with written_atomically(p) as tmp: <write tmp>`` -> ``tmp`` renamed over ``p`` on success,
+    removed on any failure (the exception goes on)."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Writes ``text`` to a temporary name beside ``path``, then renames it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with written_atomically(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
