@@ -9,6 +9,7 @@ renamed, so a clip on disk is always complete.
 from __future__ import annotations
 
 import errno
+import struct
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -109,12 +110,12 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
         container = av.open(str(src))
     except UnusableVideo:
         raise
-    except OSError as e:
-        if e.errno in RESOURCE_ERRNOS:  # e.g. no read permission: the user can fix it, retried next run
-            raise UnusableVideo("unreadable_source", f"{src}: {e.strerror}") from None
-        if "moov atom not found" in str(e):  # an MP4 whose index (written last) never arrived
-            raise UnusableVideo("truncated", f"{src}: no MP4 index (moov atom): the download was cut "
-                                             "short") from None
+    except (OSError, av.error.FFmpegError) as e:
+        if isinstance(e, OSError) and e.errno in RESOURCE_ERRNOS:  # e.g. no read permission: the
+            raise UnusableVideo("unreadable_source", f"{src}: {e.strerror}") from None  # user fixes it
+        cut = mp4_cut_short(src)
+        if cut:  # an MP4 whose index (written last) never arrived
+            raise UnusableVideo("truncated", f"{src}: {cut}: the download was cut short") from None
         raise UnusableVideo("undecodable", f"{src}: cannot open ({e})") from None
     try:
         with written_atomically(dst) as tmp:
@@ -134,6 +135,32 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
     finally:
         container.close()
     return info
+
+
+def mp4_cut_short(path: Path) -> str:
+    """Why an MP4/MOV file ends early ("" if it does not, or is no MP4): its top-level boxes
+    (ftyp, mdat, moov, ...) must tile the file exactly."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if head[4:8] != b"ftyp":
+            return ""
+        offset, boxes = 0, []
+        while offset + 8 <= size:
+            f.seek(offset)
+            length, kind = struct.unpack(">I4s", f.read(8))
+            if length == 1:
+                length = struct.unpack(">Q", f.read(8))[0]
+            elif length == 0:  # "to the end of the file"
+                length = size - offset
+            if length < 8:
+                return f"box {len(boxes)} has an impossible size {length}"
+            boxes.append(kind.decode("latin-1"))
+            if offset + length > size:
+                return (f"the file ends inside its '{boxes[-1]}' box ({size - offset} of {length} bytes"
+                        f"{', no moov index' if 'moov' not in boxes else ''})")
+            offset += length
+    return "" if "moov" in boxes else "no moov index"
 
 
 def _check_duration(src: Path, info: ClipInfo, expected_seconds: float,
