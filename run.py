@@ -1,14 +1,21 @@
 """Train a video classifier: `python run.py [group=option ...] [key=value ...]` (see README)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from video_gn.errors import ConfigError
     from video_gn.train import train
 
-    return train(cfg)
+    try:
+        return train(cfg)
+    except ConfigError as e:  # a value or file the user must fix: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

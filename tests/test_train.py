@@ -266,7 +266,9 @@ def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path
     run = tmp_path / "run"
     train(tiny_config(data, run, "trainer.max_epochs=1", "test_after_fit=false"))
     first = json.loads((run / "results.json").read_text())
-    assert first["global_step"] == 8  # the bad rows were replaced, not dropped
+    # The missing file is left out before the first step (15 rows: 7 batches); the damaged ones are
+    # found while reading and replaced.
+    assert first["global_step"] == 7
     # Interrupted, then resumed in its folder: the same two files fail again in epoch 2, and still
     # count once each. The raw corrupt file fails only where a window crosses its bad packet.
     train(tiny_config(data, run, "trainer.max_epochs=2", "test_after_fit=false"))
@@ -274,6 +276,7 @@ def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path
     listed = (run / results["load_failures_file"]).read_text().splitlines()
     assert listed[0] == "path,reason" and len(listed) - 1 == results["load_failures"]
     paths = {line.split(",")[0] for line in listed[1:]}
+    assert f"{data / 'train' / 'missing.mp4'},missing: listed in the manifest but not on disk" in listed
     assert {str(data / "train" / "missing.mp4"), str(data / "train" / "truncated.mp4")} <= paths
     assert paths <= {str(data / "train" / n) for n in ("missing.mp4", "truncated.mp4", "corrupt.mp4")}
     assert first["load_failures"] in (2, 3) and results["load_failures"] in (2, 3)

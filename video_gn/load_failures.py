@@ -66,6 +66,12 @@ class LoadFailureLog(L.Callback):
                 failures.append((path, reason))
         self._append(trainer.global_rank, failures)
 
+    def setup(self, trainer, pl_module, stage):
+        # Manifest rows the datamodule left out before the first step (missing, too short).
+        left_out = getattr(trainer.datamodule, "unusable_videos", None)
+        if left_out and trainer.global_rank == 0:
+            self._append(0, sorted(left_out.items()))
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._record(trainer, batch)
 

@@ -20,6 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from .config_check import check_config
+from .errors import ConfigError, MissingFileError
 from .io import atomic_write_text
 from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
@@ -37,10 +39,25 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     """``ckpt_path`` if given, else the ``last.ckpt`` an interrupted run left in this run dir."""
     if cfg.get("ckpt_path"):
         if not Path(cfg.ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return str(cfg.ckpt_path)
+            raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        return readable_checkpoint(Path(cfg.ckpt_path), "ckpt_path")
     last = output_dir / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else None
+    return readable_checkpoint(last, "the run folder's") if last.is_file() else None
+
+
+def readable_checkpoint(path: Path, named_by: str) -> str:
+    """``path`` if it loads; else a clear error *before* the run writes anything (a damaged
+    ``last.ckpt`` used to surface as an unpickling traceback after the loggers had started)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ValueError("no state_dict in it")
+    except Exception as e:
+        raise ConfigError(
+            f"{named_by} checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            "nothing was changed. Move it away to start this run over, or resume from another "
+            "checkpoint with ckpt_path=PATH") from None
+    return str(path)
 
 
 def build_module(cfg: DictConfig) -> VideoClassifier:
@@ -58,11 +75,12 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+            raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        readable_checkpoint(path, "ckpt_path")
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         saved = checkpoint.get("hyper_parameters", {})
         if saved.get("num_classes") != cfg.data.num_classes:
-            raise ValueError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
+            raise ConfigError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
                              f"data.num_classes={cfg.data.num_classes}")
         # The checkpoint holds the weights: its start-up files need not exist any more.
         module = VideoClassifier(**{**saved, "model": {**saved["model"], "pretrained_2d": None,
@@ -70,7 +88,7 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
         module.load_state_dict(checkpoint["state_dict"])
         return module, {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path)}
     if not cfg.model.get("pretrained_3d"):
-        raise ValueError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
+        raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
                          "ours) or model.pretrained_3d=PATH (an imported I3D model)")
     return build_module(cfg), init_record(cfg.model)
 
@@ -104,6 +122,7 @@ def train(cfg: DictConfig) -> float | None:
 def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     started = time.time()
     fitting = cfg.get("train", True)
+    check_config(cfg)  # every value in range, before any work
     if fitting:
         init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)

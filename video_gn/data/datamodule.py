@@ -7,6 +7,8 @@ one rank. Test loaders carry one video per batch (its views are many).
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,8 +17,14 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from ..errors import ConfigError, MissingFileError
 from .dataset import ClipSettings, VideoClipDataset
-from .manifest import manifest_path, read_classes
+from .manifest import ClipRecord, manifest_path, read_classes, read_manifest
+from .sampling import clip_span
+
+log = logging.getLogger(__name__)
+# What to do with a video shorter than one clip: leave it out (reported), or loop its frames.
+SHORT_VIDEOS = ("skip", "loop")
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -37,13 +45,19 @@ class VideoDataModule(L.LightningDataModule):
                  mean: Sequence[float] = (0.45, 0.45, 0.45), std: Sequence[float] = (0.225, 0.225, 0.225),
                  num_workers: int = 4, max_retries: int = 10, generate: Callable | None = None,
                  train_split: str = "train", val_split: str = "val", test_split: str = "test",
-                 name: str = ""):
+                 short_videos: str = "skip", name: str = ""):
         super().__init__()
         self.root, self.name = Path(root), name
         self.num_classes, self.generate = num_classes, generate
         self.batch_size_per_device, self.num_workers, self.max_retries = (batch_size_per_device,
                                                                           num_workers, max_retries)
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        if short_videos not in SHORT_VIDEOS:
+            raise ConfigError(f"data.short_videos={short_videos}: must be one of {', '.join(SHORT_VIDEOS)}")
+        self.short_videos = short_videos
+        self.records: dict[str, list[ClipRecord]] = {}
+        # path -> why, for manifest rows left out before the first step (LoadFailureLog counts them)
+        self.unusable_videos: dict[str, str] = {}
         self.mean, self.std = tuple(mean), tuple(std)
         self.settings = ClipSettings(
             frames_per_clip=frames_per_clip, frame_stride=frame_stride, crop_size=crop_size,
@@ -62,15 +76,62 @@ class VideoDataModule(L.LightningDataModule):
         if not self._ready():
             missing = [str(manifest_path(self.root, s)) for s in set(self.splits.values())
                        if not manifest_path(self.root, s).is_file()]
-            raise FileNotFoundError(f"data.root={self.root}: missing {', '.join(missing)}; prepare it "
-                                    "with `python -m data_prep.kinetics` (see README)")
-        self.classes = read_classes(self.root)
+            raise MissingFileError(f"data.root={self.root}: missing {', '.join(missing)}; prepare it "
+                                   "with `python -m data_prep.kinetics` (see README)")
+        try:
+            self.classes = read_classes(self.root)
+        except FileNotFoundError as e:
+            raise MissingFileError(f"data.root={self.root}: {e}") from None
         if len(self.classes) != self.num_classes:
-            raise ValueError(f"data.num_classes={self.num_classes} but {self.root / 'classes.txt'} "
-                             f"lists {len(self.classes)} classes")
+            raise ConfigError(f"data.num_classes={self.num_classes} but {self.root / 'classes.txt'} "
+                              f"lists {len(self.classes)} classes")
+        stages = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, self.splits)
+        for which in stages:
+            self.records.setdefault(which, self.usable_records(which))
+
+    def usable_records(self, which: str) -> list[ClipRecord]:
+        """The rows of ``which``'s manifest a run can use, checked before the first step: a label
+        outside ``[0, num_classes)`` is an error naming the manifest and line; a missing file, or a
+        video shorter than one clip (unless ``short_videos=loop``), is left out and recorded in
+        ``unusable_videos`` (results.json ``load_failures``, with its reason)."""
+        split = self.splits[which]
+        path = manifest_path(self.root, split)
+        try:
+            records = read_manifest(self.root, split)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        span = clip_span(self.settings.frames_per_clip, self.settings.frame_stride)
+        usable = []
+        for line, record in enumerate(records, start=2):
+            if not 0 <= record.label < self.num_classes:
+                raise ConfigError(
+                    f"{path}:{line}: label {record.label} is outside [0, data.num_classes={self.num_classes})"
+                    + (" (an unlabelled row: this split cannot be trained or tested on)" if record.label == -1
+                       else ""))
+            video = str(self.root / record.path)
+            if not os.path.isfile(video):
+                self.unusable_videos[video] = "missing: listed in the manifest but not on disk"
+            elif record.num_frames < span and self.short_videos == "skip":
+                self.unusable_videos[video] = (
+                    f"too_short: {record.num_frames} frames, a clip needs {span} (data.frames_per_clip="
+                    f"{self.settings.frames_per_clip}, data.frame_stride={self.settings.frame_stride}); "
+                    "data.short_videos=loop loops such videos instead")
+            else:
+                usable.append(record)
+        left_out = len(records) - len(usable)
+        if left_out:
+            log.warning("%s: %d of %d videos left out before training (missing or too short); "
+                        "listed in load_failures.csv", path, left_out, len(records))
+        if not usable:
+            raise ConfigError(f"{path}: none of its {len(records)} videos is usable (missing files or "
+                              f"all shorter than {span} frames)")
+        return usable
 
     def _dataset(self, which: str) -> VideoClipDataset:
-        return VideoClipDataset(self.root, self.splits[which], which, self.settings, self.max_retries)
+        if which not in self.records:
+            self.records[which] = self.usable_records(which)
+        return VideoClipDataset(self.root, self.splits[which], which, self.settings, self.max_retries,
+                                records=self.records[which])
 
     def _loader(self, which: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = self._dataset(which)

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from . import sampling, transforms
 from .decode import DecodeError, read_frames
-from .manifest import read_manifest
+from .manifest import ClipRecord, read_manifest
 
 log = logging.getLogger(__name__)
 MODES = ("train", "val", "test")
@@ -53,14 +53,18 @@ class VideoClipDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, split: str, mode: str, settings: ClipSettings,
-                 max_retries: int = 10):
+                 max_retries: int = 10, records: list[ClipRecord] | None = None):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
         self.root = Path(root)
-        self.records = read_manifest(root, split)
+        # ``records``: the manifest's rows already checked by the datamodule (usable_records).
+        self.records = read_manifest(root, split) if records is None else records
         if not self.records:
             raise ValueError(f"{self.root / (split + '.csv')} lists no clips")
         self.split, self.mode, self.settings, self.max_retries = split, mode, settings, max_retries
+
+    def video_path(self, record: ClipRecord) -> str:
+        return str(self.root / record.path)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -85,7 +89,7 @@ class VideoClipDataset(Dataset):
 
     def _load(self, index: int) -> dict:
         record, s = self.records[index], self.settings
-        path = str(self.root / record.path)
+        path = self.video_path(record)
         if self.mode == "train":
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
             indices = sampling.random_clip(record.num_frames, s.frames_per_clip, s.frame_stride, rng)

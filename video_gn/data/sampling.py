@@ -1,9 +1,10 @@
 """Which frame indices make a clip: sampling by index, never by seconds.
 
-A clip is ``frames_per_clip`` frames every ``frame_stride`` frames, spanning a window of
-``frames_per_clip * frame_stride`` frames. A video shorter than that window is **looped**
-(indices wrap around), so every clip has exactly ``frames_per_clip`` frames and keeps the motion's
-speed; this is what PySlowFast does for short Kinetics clips.
+A clip is ``frames_per_clip`` frames every ``frame_stride`` frames, spanning
+``clip_span = (frames_per_clip - 1) * frame_stride + 1`` frames. The datamodule leaves out (and
+reports) videos shorter than that, unless ``data.short_videos=loop``: then indices wrap around, so
+every clip has exactly ``frames_per_clip`` frames and keeps the motion's speed (what PySlowFast does
+for short Kinetics clips).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ def _window(start: int, num_frames: int, frames_per_clip: int, frame_stride: int
     return (start + np.arange(frames_per_clip) * frame_stride) % num_frames
 
 
+def clip_span(frames_per_clip: int, frame_stride: int) -> int:
+    """Frames from a clip's first to its last sampled frame."""
+    return (frames_per_clip - 1) * frame_stride + 1
+
+
 def _max_start(num_frames: int, frames_per_clip: int, frame_stride: int) -> int:
-    span = (frames_per_clip - 1) * frame_stride + 1
-    return max(0, num_frames - span)
+    return max(0, num_frames - clip_span(frames_per_clip, frame_stride))
 
 
 def random_clip(num_frames: int, frames_per_clip: int, frame_stride: int,

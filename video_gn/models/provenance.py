@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import ConfigError, MissingFileError
+
 
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -23,24 +25,24 @@ def sha256_of(path: str | Path) -> str:
 def init_record(model_cfg: Mapping) -> dict:
     """``{"kind": "scratch"}`` or ``{"kind": "pretrained_2d"|"pretrained_3d", "file", "sha256"}``.
 
-    Raises ``ValueError`` naming the keys to set when the config leaves the init undecided, and
-    ``FileNotFoundError`` naming the key when its file is missing.
+    Raises ``ConfigError`` naming the keys to set when the config leaves the init undecided, and
+    ``MissingFileError`` naming the key when its file is missing.
     """
     given = [k for k in ("pretrained_2d", "pretrained_3d") if model_cfg.get(k)]
     if len(given) > 1:
-        raise ValueError("model.pretrained_2d and model.pretrained_3d are both set: give one")
+        raise ConfigError("model.pretrained_2d and model.pretrained_3d are both set: give one")
     if given:
         key = given[0]
         path = Path(str(model_cfg[key])).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"model.{key}={model_cfg[key]}: no such file")
+            raise MissingFileError(f"model.{key}={model_cfg[key]}: no such file")
         return {"kind": key, "file": path.name, "sha256": sha256_of(path)}
     if model_cfg.get("init") == "scratch":
         return {"kind": "scratch"}
     if model_cfg.get("init") is None:
-        raise ValueError(
+        raise ConfigError(
             "model.init is not set: give model.pretrained_2d=PATH (ImageNet weights inflated, as the "
             "paper did; torchvision .pth or Detectron .pkl), model.pretrained_3d=PATH (a released "
             "I3D model), or model.init=scratch to train from random weights")
-    raise ValueError(f"model.init={model_cfg.get('init')!r}: the only value is 'scratch' "
+    raise ConfigError(f"model.init={model_cfg.get('init')!r}: the only value is 'scratch' "
                      "(pretrained weights are given as model.pretrained_2d / model.pretrained_3d)")

@@ -1,0 +1,125 @@
+"""``check_config(cfg)``: every config value checked when the run is built, before any work.
+
+Each message names the key, the value and the allowed range, so a typo costs seconds, not a failed
+job after the data loaded (or, worse, a run that silently does something else: a crop larger than
+the eval short side used to be zero-padded; ``max_epochs=0`` used to test an untrained network).
+Hydra's own errors for unknown keys stay as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import ConfigError
+from .models import build_network
+
+DECODERS = ("decord", "pyav")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raises :class:`ConfigError` for the first value outside its range."""
+    _check_data(cfg.data)
+    _check_optim(cfg.optim)
+    if cfg.get("train", True):
+        epochs = cfg.trainer.get("max_epochs")
+        if epochs is not None and (epochs == 0 or epochs < -1):
+            raise ConfigError(f"trainer.max_epochs={epochs}: must be >= 1 (or -1: until max_steps); "
+                              "to evaluate a checkpoint without training use train=false ckpt_path=PATH")
+    _check_network(cfg)
+
+
+def _at_least(key: str, value, low) -> None:
+    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{key}={value}: must be a number >= {low}")
+
+
+def _check_data(d: DictConfig) -> None:
+    for key in ("batch_size_per_device", "frames_per_clip", "frame_stride", "crop_size", "num_classes",
+                "num_test_clips", "num_test_crops", "eval_short_side"):
+        _at_least(f"data.{key}", d.get(key), 1)
+    _at_least("data.num_workers", d.get("num_workers"), 0)
+    _at_least("data.max_retries", d.get("max_retries"), 0)
+    if d.get("decoder") not in DECODERS:
+        raise ConfigError(f"data.decoder={d.get('decoder')}: must be one of {', '.join(DECODERS)}")
+    short = list(d.get("train_short_side") or [])
+    if len(short) != 2 or short[0] > short[1]:
+        raise ConfigError(f"data.train_short_side={short}: must be [low, high] with low <= high")
+    if d.crop_size > short[0]:
+        raise ConfigError(f"data.crop_size={d.crop_size} is larger than the smallest training short "
+                          f"side data.train_short_side[0]={short[0]}: the crop would not fit")
+    if d.crop_size > d.eval_short_side:
+        raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.eval_short_side="
+                          f"{d.eval_short_side}: validation and test crops would not fit (they used to "
+                          "be zero-padded silently); lower the crop or raise the short side")
+    for key in ("mean", "std"):
+        values = list(d.get(key) or [])
+        if len(values) != 3:
+            raise ConfigError(f"data.{key}={values}: must be 3 numbers (R, G, B)")
+    if min(d.std) <= 0:
+        raise ConfigError(f"data.std={list(d.std)}: every value must be > 0")
+
+
+def _check_optim(o: DictConfig) -> None:
+    if o.get("lr") is not None and not o.lr > 0:
+        raise ConfigError(f"optim.lr={o.lr}: must be > 0 (or null to scale optim.base_lr)")
+    if o.get("lr") is None and not (o.get("base_lr") or 0) > 0:
+        raise ConfigError(f"optim.base_lr={o.get('base_lr')}: must be > 0")
+    _at_least("optim.base_batch", o.get("base_batch"), 1)
+    _at_least("optim.weight_decay", o.get("weight_decay"), 0)
+    if o.get("norm_weight_decay") is not None:
+        _at_least("optim.norm_weight_decay", o.norm_weight_decay, 0)
+    momentum = o.get("momentum")
+    if momentum is None or not 0 <= momentum < 1:
+        raise ConfigError(f"optim.momentum={momentum}: must be in [0, 1)")
+    _at_least("optim.warmup_epochs", o.get("warmup_epochs", 0), 0)
+    milestones = list(o.get("milestones") or [])
+    if any(not 0 < m < 1 for m in milestones):
+        raise ConfigError(f"optim.milestones={milestones}: fractions of training, each in (0, 1)")
+
+
+def _divisors(n: int) -> list[int]:
+    return [g for g in range(1, n + 1) if n % g == 0]
+
+
+def _check_network(cfg: DictConfig) -> None:
+    """Builds the network on the meta device (no memory, no files read) to check the norm against
+    every width and the clip against the network's first conv."""
+    model = {**OmegaConf.to_container(cfg.model, resolve=True), "pretrained_2d": None, "pretrained_3d": None}
+    norm = OmegaConf.to_container(cfg.norm, resolve=True)
+    with torch.device("meta"):
+        try:
+            probe = build_network(model, {**norm, "kind": "bn", "impl": "torch"}, cfg.data.num_classes)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"model: {e}") from None
+    widths = sorted({m.num_features for m in probe.modules() if isinstance(m, torch.nn.BatchNorm3d)})
+    common = reduce(math.gcd, widths)
+    if norm.get("kind") == "gn":
+        if norm.get("group_size") is not None:
+            size = norm["group_size"]
+            if not isinstance(size, int) or size < 1 or common % size:
+                raise ConfigError(f"norm.group_size={size}: must divide every width of model.arch="
+                                  f"{cfg.model.arch} ({', '.join(map(str, widths))}); allowed: "
+                                  f"{', '.join(map(str, _divisors(common)))}")
+        else:
+            groups = norm.get("num_groups")
+            if not isinstance(groups, int) or groups < 1 or common % groups:
+                raise ConfigError(f"norm.num_groups={groups}: must divide every width of model.arch="
+                                  f"{cfg.model.arch} ({', '.join(map(str, widths))}); allowed: "
+                                  f"{', '.join(map(str, _divisors(common)))} (or set norm.group_size)")
+    if norm.get("eps") is not None and not norm["eps"] > 0:
+        raise ConfigError(f"norm.eps={norm['eps']}: must be > 0")
+    first = next(m for m in probe.modules() if isinstance(m, torch.nn.Conv3d))
+    if cfg.data.frames_per_clip < first.kernel_size[0]:
+        raise ConfigError(f"data.frames_per_clip={cfg.data.frames_per_clip} is below the temporal kernel "
+                          f"of model.arch={cfg.model.arch}'s first conv ({first.kernel_size[0]} frames)")
+    clip = torch.empty(1, 3, cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size, device="meta")
+    try:
+        probe.eval()(clip)
+    except RuntimeError as e:
+        raise ConfigError(f"data.frames_per_clip={cfg.data.frames_per_clip} x data.crop_size="
+                          f"{cfg.data.crop_size} is too small for model.arch={cfg.model.arch}: "
+                          f"{str(e).splitlines()[0]}") from None
