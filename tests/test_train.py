@@ -258,17 +258,17 @@ def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path
     good = (data / records[0].path).read_bytes()
     (data / "train" / "truncated.mp4").write_bytes(good[: len(good) // 3])  # "moov atom not found"
     shutil.copy(testdata / "videos" / "decord__tests_test_data_corrupted.mp4", data / "train" / "corrupt.mp4")
-    # 16 rows: batches of 2 read every row (drop_last drops nothing).
-    write_manifest(data, "train", records + records[:1] + [
+    # 17 rows, one missing: the 16 others in batches of 2 are all read (drop_last drops nothing).
+    write_manifest(data, "train", records + records[:2] + [
         ClipRecord("train/missing.mp4", 0, CLASSES[0], 12, 15.0),
         ClipRecord("train/truncated.mp4", 1, CLASSES[1], 12, 15.0),
         ClipRecord("train/corrupt.mp4", 2, CLASSES[2], 50, 10.0)])
     run = tmp_path / "run"
     train(tiny_config(data, run, "trainer.max_epochs=1", "test_after_fit=false"))
     first = json.loads((run / "results.json").read_text())
-    # The missing file is left out before the first step (15 rows: 7 batches); the damaged ones are
-    # found while reading and replaced.
-    assert first["global_step"] == 7
+    # The missing file is left out before the first step; the damaged ones are found while reading
+    # and replaced by other samples.
+    assert first["global_step"] == 8
     # Interrupted, then resumed in its folder: the same two files fail again in epoch 2, and still
     # count once each. The raw corrupt file fails only where a window crosses its bad packet.
     train(tiny_config(data, run, "trainer.max_epochs=2", "test_after_fit=false"))
