@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -20,8 +22,9 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from .checkpoint_io import AtomicCheckpointIO
 from .config_check import check_config
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError, MissingFileError, ResourceError
 from .io import atomic_write_text
 from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
@@ -134,7 +137,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         module, init = module_to_evaluate(cfg)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
-        logger=_instantiate_all(cfg.get("logger")) or False)
+        logger=_instantiate_all(cfg.get("logger")) or False, plugins=[AtomicCheckpointIO()])
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     network = torch.compile(module) if cfg.model.get("compile") else module
@@ -148,7 +151,8 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
             ckpt_path = resume_checkpoint(cfg, output_dir)
             if ckpt_path:
                 log.info("resuming from %s", ckpt_path)
-            trainer.fit(network, datamodule=datamodule, ckpt_path=ckpt_path)
+            with stopped_by_the_machine(output_dir):
+                trainer.fit(network, datamodule=datamodule, ckpt_path=ckpt_path)
         history = list(module.val_history)  # testing a checkpoint must not change the run's history
         if fitting and not history:
             history = _history_from_last_checkpoint(output_dir)
@@ -174,6 +178,22 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         print(f"\nTest top-1 {summary['test_top1']}, top-5 {summary['test_top5']} "
               f"({summary['test_protocol']}); outputs in {output_dir}")
     return summary["test_top1"]
+
+
+@contextmanager
+def stopped_by_the_machine(output_dir: Path):
+    """A write that fails for a reason of the machine (disk full, permissions) ends the run with
+    one clear line: checkpoints are written atomically, so the earlier ones are intact."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        last = output_dir / "checkpoints" / "last.ckpt"
+        raise ResourceError(
+            f"cannot write {e.filename or 'to ' + str(output_dir)}: {e.strerror}. The checkpoints "
+            f"written before are intact{' (' + str(last) + ')' if last.is_file() else ''}; fix this and run "
+            "the same command again: it resumes from last.ckpt") from None
 
 
 def _history_from_last_checkpoint(output_dir: Path) -> list[dict]:
