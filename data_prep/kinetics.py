@@ -21,11 +21,11 @@ import argparse
 import ctypes
 import fcntl
 import json
-import multiprocessing
 import os
 import signal
 import sys
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
@@ -350,21 +350,28 @@ def _execute(plan: dict, out: Path, settings: EncodeSettings, workers: int, prog
 
 def _run_workers(tasks: list, out: Path, workers: int, progress: bool):
     """Yields each task's result as it finishes. On Ctrl-C, SIGTERM or an output fault, the workers
-    are terminated (each deletes its half-written clip) before the exception goes on."""
+    are sent SIGTERM (each deletes its half-written clip and exits) before the exception goes on."""
     if not tasks:
         return
-    pool = multiprocessing.Pool(max(1, min(workers, len(tasks))), initializer=_worker_init,
-                                initargs=(str(out), os.getpid()))
+    pool = ProcessPoolExecutor(max(1, min(workers, len(tasks))), initializer=_worker_init,
+                               initargs=(str(out), os.getpid()))
+    futures = [pool.submit(_prepare_one, task) for task in tasks]
+    finished = False
     try:
-        for index, status, result in tqdm(pool.imap_unordered(_prepare_one, tasks), total=len(tasks),
-                                          desc="preparing clips", unit="clip", disable=not progress):
+        for future in tqdm(as_completed(futures), total=len(futures), desc="preparing clips", unit="clip",
+                           disable=not progress):
+            index, status, result = future.result()
             if status == "fault":
                 raise OSError(*result)
             yield index, status, result
-        pool.close()
+        finished = True
     finally:
-        pool.terminate()
-        pool.join()
+        if not finished:
+            for future in futures:
+                future.cancel()
+            for process in list((pool._processes or {}).values()):  # the executor has no terminate()
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
         _remove_stale_temporaries(out)
 
 
