@@ -310,6 +310,7 @@ def test_damaged_prepared_clips_are_redone_on_rerun(testdata, tmp_path):
     clips = sorted((out / "val").glob("*.mp4"))
     clips[0].write_bytes(clips[0].read_bytes()[:5000])   # cut short after it was written
     clips[1].write_bytes(b"\x00" * 4096)                 # overwritten
+    (out / "prep_report.json").write_text('{"splits": {"val": ')  # and the report cut short
     report = prepare(ann, videos, out, EncodeSettings(), workers=2, progress=False)
     assert report["counts"]["damaged_redone"] == 2 and report["counts"]["prepared"] == 3
     for clip in clips:

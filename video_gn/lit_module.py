@@ -6,6 +6,7 @@ itself, so ``save_hyperparameters()`` stays small and ``load_from_checkpoint`` w
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Mapping, Sequence
 
 import lightning as L
@@ -18,6 +19,17 @@ from torchmetrics.classification import MulticlassAccuracy
 from .data.transforms import normalize
 from .models import build_network
 from .optim import build_sgd, lr_lambda, scaled_lr
+from .predictions import TOP, append_rank_rows
+
+
+INFERENCE_KEY = "inference"  # the checkpoint entry video_gn.predict reads
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("video_gn")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def average_view_predictions(logits: torch.Tensor) -> torch.Tensor:
@@ -111,6 +123,13 @@ class VideoClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
+        # Self-describing: class names, clip settings and versions, so that `python -m
+        # video_gn.predict CKPT VIDEO` needs nothing else (hyper_parameters hold model and norm).
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "inference_settings"):
+            checkpoint[INFERENCE_KEY] = {**datamodule.inference_settings(), "model": dict(self.hparams.model),
+                                         "norm": dict(self.hparams.norm), "num_classes": self.hparams.num_classes,
+                                         "video_gn_version": package_version()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Only a resumed fit continues the run's history; testing a checkpoint (the best one after
@@ -118,10 +137,23 @@ class VideoClassifier(L.LightningModule):
         if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self.val_history = list(checkpoint.get("val_history", []))
 
+    def on_test_epoch_start(self) -> None:
+        self.test_rows: list[list] = []
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs = self.predict_views(batch["video"])
         self._log_accuracy("test", probs, batch["label"], on_epoch=True)
         self._count_videos("test", batch)
+        top = probs.topk(min(TOP, probs.shape[1]), dim=1)
+        for index, label, values, classes in zip(batch["index"].tolist(), batch["label"].tolist(),
+                                                 top.values.tolist(), top.indices.tolist(), strict=True):
+            self.test_rows.append([index, label, *[v for pair in zip(classes, values, strict=True) for v in pair]])
+
+    def on_test_epoch_end(self) -> None:
+        # Each rank its own file, before the epoch's metric sync (so rank 0, past the sync, finds every
+        # file complete); train.py merges them into predictions.csv.
+        if not self.trainer.fast_dev_run:
+            append_rank_rows(self.trainer.default_root_dir, self.global_rank, self.test_rows)
 
     def global_batch(self) -> int:
         return self.hparams.batch_size_per_device * self.trainer.world_size * \

@@ -10,6 +10,9 @@ single-view validation (of runs without a test) another. The paper's Table 8 num
 ours only where the setting matches theirs (Kinetics-400, I3D, ImageNet-inflated init, 8 devices,
 10×3 views on val). Under each table, a verdict per norm: the drop from the largest to the smallest
 clips per device. Plots: top-1 vs clips per device (error bars over seeds) and val top-1 per epoch.
+Given one run, also its per-class results from ``predictions.csv``: the confusion matrix (class
+names on the axes; with many classes, those of the most-confused pairs), per-class top-1 bars and
+``confused_pairs.csv``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+
+from .predictions import TOP, confusion_matrix, per_class_top1, read_predictions
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -290,6 +296,98 @@ def plot_training_curves(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def class_names_of(rows: list[dict]) -> list[str]:
+    """Index -> class name, from the labels and predictions predictions.csv names."""
+    names: dict[int, str] = {}
+    for r in rows:
+        names[int(r["label"])] = r["label_name"]
+        for k in range(1, TOP + 1):
+            if r.get(f"top{k}_index") not in ("", None):
+                names[int(r[f"top{k}_index"])] = r[f"top{k}_name"]
+    return [names.get(i, str(i)) for i in range(max(names) + 1)]
+
+
+def most_confused(counts, classes: list[str], n: int = 20) -> list[tuple[str, str, int]]:
+    """The ``n`` largest off-diagonal counts: (true class, predicted class, videos)."""
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:n]
+    pairs = [np.unravel_index(i, off.shape) for i in order]
+    return [(classes[t], classes[p], int(off[t, p])) for t, p in pairs if off[t, p] > 0]
+
+
+def plot_confusion(rows: list[dict], classes: list[str], path: Path, max_classes: int = 30) -> None:
+    """Row-normalised confusion matrix with class names on the axes. With more than ``max_classes``
+    classes (Kinetics: 400) only the classes of the most-confused pairs are shown."""
+    counts = confusion_matrix(rows, len(classes))
+    shown = list(range(len(classes)))
+    title = "Confusion matrix (rows: true class, normalised; numbers: videos)"
+    if len(classes) > max_classes:
+        shown = []
+        for t, p, _ in most_confused(counts, classes, n=len(classes)):
+            for name in (t, p):
+                if classes.index(name) not in shown and len(shown) < max_classes:
+                    shown.append(classes.index(name))
+        shown = shown or list(range(max_classes))
+        title = f"The {len(shown)} classes of the most-confused pairs (of {len(classes)})"
+    sub = counts[np.ix_(shown, shown)]
+    rates = sub / np.maximum(counts[shown].sum(1, keepdims=True), 1)
+    size = max(5, 0.35 * len(shown) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    names = [classes[i] for i in shown]
+    ax.set_xticks(range(len(shown)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(shown)), names, fontsize=7)
+    for i in range(len(shown)):
+        for j in range(len(shown)):
+            if sub[i, j]:
+                ax.text(j, i, str(sub[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_per_class(per_class: dict[str, float], path: Path, max_bars: int = 60) -> None:
+    """Horizontal bars of per-class top-1, worst first (with many classes: the worst and best 30)."""
+    ranked = sorted(per_class.items(), key=lambda kv: kv[1])
+    if len(ranked) > max_bars:
+        ranked = ranked[: max_bars // 2] + ranked[-max_bars // 2:]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.22 * len(ranked) + 1)))
+    ax.barh(range(len(ranked)), [100 * v for _, v in ranked], color="tab:blue")
+    ax.set_yticks(range(len(ranked)), [k for k, _ in ranked], fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("top-1 (%)")
+    title = f"Per-class top-1, mean {100 * np.mean(list(per_class.values())):.1f}% over {len(per_class)} classes"
+    ax.set_title(title + (" (worst and best 30)" if len(per_class) > max_bars else ""), fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_plots(run: dict, out: Path) -> dict[str, Path]:
+    """A single run with ``predictions.csv``: confusion matrix, per-class top-1, confused pairs."""
+    predictions = Path(run["run_dir"]) / (run.get("predictions_file") or "predictions.csv")
+    if not predictions.is_file():
+        return {}
+    rows = read_predictions(predictions)
+    classes = class_names_of(rows)
+    files = {"confusion_matrix": out / "confusion_matrix.png", "per_class_plot": out / "per_class_top1.png",
+             "confused_pairs": out / "confused_pairs.csv"}
+    plot_confusion(rows, classes, files["confusion_matrix"])
+    plot_per_class(per_class_top1(rows, classes), files["per_class_plot"])
+    with files["confused_pairs"].open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true", "predicted", "videos"])
+        writer.writerows(most_confused(confusion_matrix(rows, len(classes)), classes, n=len(classes) ** 2))
+    return files
+
+
 def report(paths: list[Path], out: Path) -> dict[str, Path]:
     runs = load_runs(paths)
     all_tables = tables(runs)
@@ -302,6 +400,8 @@ def report(paths: list[Path], out: Path) -> dict[str, Path]:
     write_csv(all_tables, files["csv"])
     plot_accuracy_vs_batch(all_tables, files["accuracy_plot"])
     plot_training_curves(runs, files["curves_plot"])
+    if len(runs) == 1:  # one run: its per-class results
+        files.update(run_plots(runs[0], out))
     return files
 
 

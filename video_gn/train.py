@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
@@ -29,7 +30,9 @@ from .io import atomic_write_text
 from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
 from .load_failures import LoadFailureLog, write_load_failures_csv
+from .data.manifest import read_classes
 from .models.provenance import init_record, sha256_of
+from .predictions import merge_rank_files, per_class_top1
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +173,16 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     failed = failure_log.failed() if failure_log else None
     summary = results_summary(cfg, trainer, init, history, test_metrics, tested, failed,
                               time.time() - started)
+    if trainer.is_global_zero and test_metrics:
+        summary.update(test_predictions(output_dir, datamodule))
     if trainer.is_global_zero:
         if failure_log:
             write_load_failures_csv(failed, output_dir / "load_failures.csv")
         atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=1))
         log.info("results: %s", output_dir / "results.json")
-        print(f"\nTest top-1 {summary['test_top1']}, top-5 {summary['test_top5']} "
-              f"({summary['test_protocol']}); outputs in {output_dir}")
+        print(f"\nTest top-1 {_percent(summary['test_top1'])}, top-5 {_percent(summary['test_top5'])}, "
+              f"mean class top-1 {_percent(summary.get('mean_class_top1'))} ({summary['test_protocol']}); "
+              f"outputs in {output_dir}")
     return summary["test_top1"]
 
 
@@ -194,6 +200,18 @@ def stopped_by_the_machine(output_dir: Path):
             f"cannot write {e.filename or 'to ' + str(output_dir)}: {e.strerror}. The checkpoints "
             f"written before are intact{' (' + str(last) + ')' if last.is_file() else ''}; fix this and run "
             "the same command again: it resumes from last.ckpt") from None
+
+
+def test_predictions(output_dir: Path, datamodule) -> dict:
+    """Merges the ranks' per-video rows into ``predictions.csv``; per-class top-1 and the mean class
+    accuracy (what Kinetics papers also report) for results.json."""
+    records = datamodule.records.get("test") or datamodule.usable_records("test")
+    classes = datamodule.inference_settings()["classes"] or read_classes(datamodule.root)
+    rows = merge_rank_files(output_dir, [r.path for r in records], classes)
+    per_class = per_class_top1(rows, classes) if rows else {}
+    return {"predictions_file": "predictions.csv" if rows else None,
+            "per_class_top1": per_class,
+            "mean_class_top1": float(np.mean(list(per_class.values()))) if per_class else None}
 
 
 def _history_from_last_checkpoint(output_dir: Path) -> list[dict]:
@@ -260,6 +278,10 @@ def results_summary(cfg: DictConfig, trainer: L.Trainer, init: dict, history: li
         "load_failures": None if failed is None else len(failed),
         "load_failures_file": None if failed is None else "load_failures.csv",
     }
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _float(value):

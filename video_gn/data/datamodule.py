@@ -89,6 +89,16 @@ class VideoDataModule(L.LightningDataModule):
         for which in stages:
             self.records.setdefault(which, self.usable_records(which))
 
+    def inference_settings(self) -> dict:
+        """What ``video_gn.predict`` needs to classify a video like the test does (saved in every
+        checkpoint): class names and the test's clip, crop and normalisation settings."""
+        s = self.settings
+        return {"dataset": self.name, "classes": list(getattr(self, "classes", [])),
+                "frames_per_clip": s.frames_per_clip, "frame_stride": s.frame_stride,
+                "crop_size": s.crop_size, "eval_short_side": s.eval_short_side,
+                "num_test_clips": s.num_test_clips, "num_test_crops": s.num_test_crops,
+                "mean": list(self.mean), "std": list(self.std), "decoder": s.decoder}
+
     def usable_records(self, which: str) -> list[ClipRecord]:
         """The rows of ``which``'s manifest a run can use, checked before the first step: a label
         outside ``[0, num_classes)`` is an error naming the manifest and line; a missing file, or a

@@ -99,12 +99,11 @@ class VideoClipDataset(Dataset):
             indices = sampling.uniform_clips(record.num_frames, s.frames_per_clip, s.frame_stride,
                                              s.num_test_clips)
         frames = read_frames(path, indices.reshape(-1).tolist(), s.decoder)  # [N, H, W, C]
-        frames = frames.permute(0, 3, 1, 2)  # [N, C, H, W]
-        if self.mode == "train":
-            video = transforms.train_transform(frames, s.train_short_side, s.crop_size, s.flip)
-        elif self.mode == "val":
-            video = transforms.val_transform(frames, s.eval_short_side, s.crop_size)
+        if self.mode == "test":
+            video = transforms.test_views(frames, s.frames_per_clip, s.eval_short_side, s.num_test_crops)
+        elif self.mode == "train":
+            video = transforms.train_transform(frames.permute(0, 3, 1, 2), s.train_short_side, s.crop_size,
+                                               s.flip)
         else:
-            clips = frames.reshape(s.num_test_clips, s.frames_per_clip, *frames.shape[1:])
-            video = transforms.multi_view_crops(clips, s.eval_short_side, s.num_test_crops)
+            video = transforms.val_transform(frames.permute(0, 3, 1, 2), s.eval_short_side, s.crop_size)
         return {"video": video, "label": record.label, "index": index}

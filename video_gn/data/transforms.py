@@ -64,6 +64,15 @@ def multi_view_crops(clips: torch.Tensor, short_side: int, num_crops: int) -> to
     return torch.stack(views).contiguous()
 
 
+def test_views(frames: torch.Tensor, frames_per_clip: int, short_side: int, num_crops: int) -> torch.Tensor:
+    """The multi-view test sample: frames ``[num_clips * T, H, W, C]`` (uint8, the clips' frames in
+    order) -> ``[num_clips * num_crops, C, T, S, S]``. The test loader and ``video_gn.predict`` both
+    build views with this one function."""
+    frames = frames.permute(0, 3, 1, 2)  # [N, C, H, W]
+    clips = frames.reshape(-1, frames_per_clip, *frames.shape[1:])
+    return multi_view_crops(clips, short_side, num_crops)
+
+
 def normalize(video: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 ``[..., C, T, H, W]`` -> float, (x/255 - mean) / std per channel."""
     shape = (3, 1, 1, 1)
