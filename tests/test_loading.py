@@ -8,7 +8,7 @@ from data_prep.encode import EncodeSettings, write_frames
 from video_gn.data import sampling
 from video_gn.data.dataset import ClipSettings, VideoClipDataset
 from video_gn.data.decode import DecodeError, read_frames
-from video_gn.data.manifest import ClipRecord, write_classes, write_manifest
+from video_gn.data.manifest import ClipRecord, read_manifest, write_classes, write_manifest
 from video_gn.data.transforms import multi_view_crops, normalize
 
 NUM_FRAMES = 60
@@ -158,3 +158,23 @@ def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
     write_manifest(root, "hopeless", bad[:2])
     with pytest.raises(RuntimeError, match="videos in a row failed to load"):
         VideoClipDataset(root, "hopeless", "train", settings(), max_retries=3)[0]
+
+
+def test_decord_path_survives_pytorchvideo_switching_the_global_bridge(tiny_data):
+    """pytorchvideo's decord decoder sets decord's process-wide bridge to torch at import; on old main
+    every one of our decord reads then failed (`Tensor` has no `asnumpy`)."""
+    import decord
+
+    from video_gn.data.decode import read_frames
+
+    clip = str(tiny_data / read_manifest(tiny_data, "test")[0].path)
+    before = read_frames(clip, [0, 3, 3, 7], "decord")
+    try:
+        import pytorchvideo.data.encoded_video_decord as pv_decord
+
+        pv_decord.EncodedVideoDecord(open(clip, "rb"), "clip", decode_audio=False).get_clip(0, 0.3)  # its decoder ran
+        assert isinstance(decord.VideoReader(clip).get_batch([0]), torch.Tensor)  # the bridge is torch now
+        after = read_frames(clip, [0, 3, 3, 7], "decord")
+    finally:
+        decord.bridge.set_bridge("native")
+    assert before.shape == (4, 32, 40, 3) and torch.equal(before, after)

@@ -47,7 +47,10 @@ def _read_decord(path: str, indices: Sequence[int]) -> np.ndarray:
         n = len(reader)
         if max(indices) >= n:
             raise DecodeError(path, f"frame {max(indices)} requested, video has {n}")
-        return reader.get_batch(list(indices)).asnumpy()
+        batch = reader.get_batch(list(indices))
+        # decord's output type is a process-wide "bridge" that other code switches (importing
+        # pytorchvideo's decord decoder sets it to torch): accept what it returns, never rely on it.
+        return batch.numpy() if isinstance(batch, torch.Tensor) else batch.asnumpy()
     finally:
         del reader
 
