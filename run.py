@@ -1,5 +1,6 @@
 """Train a video classifier: `python run.py [group=option ...] [key=value ...]` (see README)."""
 
+import os
 import sys
 
 import hydra
@@ -19,4 +20,17 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    from hydra.errors import HydraException
+
+    user_full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's composition errors reach us, to be explained below
+    try:
+        main()
+    except HydraException as e:
+        from video_gn.overrides import explain
+
+        message = explain(e, [a for a in sys.argv[1:] if not a.startswith("-")])
+        if message is None or user_full_error:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)

@@ -152,3 +152,21 @@ def test_small_batch_grid_on_the_hard_data_two_seeds(tmp_path):
     rows = [line for line in report.splitlines() if line.startswith(("| BN |", "| GN |"))]
     assert len(rows) == 2 and all(line.count("(n=2)") == 3 for line in rows)
     assert "- BN (8×2 frames): top-1" in report and "- GN (8×2 frames): top-1" in report
+
+
+@pytest.mark.parametrize("args,message", [
+    (["data.batch_size=8"], "error: data.batch_size is not a key of data: did you mean data.batch_size_per_device"),
+    (["-m", "norm=bn,gn", "optim.weight_decy=0"],
+     "error: optim.weight_decy is not a key of optim: did you mean optim.weight_decay"),
+    (["seeed=1"], "error: seeed is not a key of the top level: did you mean seed?"),
+    (["trainer.accumulate_grad_batches=2"], "error: trainer.accumulate_grad_batches is a lightning.Trainer argument "
+                                            "that conf/trainer does not list: add it with a +, as "
+                                            "+trainer.accumulate_grad_batches=2"),
+    (["model=i3d_r49"], "error: model=i3d_r49 is not an option of model: did you mean model=i3d_r50? the options "
+                        "are c2d_r50, i3d_r101, i3d_r50, small"),
+    (["model=i3d_r50", "model.depth=49"], "error: model: model.depth=49 is not a depth of model.arch=i3d: one of 50, 101"),
+])
+def test_a_mistyped_command_line_gets_the_fix_not_a_traceback(tmp_path, args, message):
+    proc = run_py(tmp_path, *args, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-2000:]

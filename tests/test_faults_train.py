@@ -87,8 +87,10 @@ def test_short_and_missing_videos_are_counted_up_front_and_never_trained_on(data
     (["norm=gn", "norm.group_size=48"], "norm.group_size=48: must divide every width"),
     (["norm.group_size=0"], "norm.group_size=0: must divide every width"),
     (["data.batch_size_per_device=0"], "data.batch_size_per_device=0: must be a number >= 1"),
-    (["optim.base_lr=-0.1"], "optim.base_lr=-0.1: must be > 0"),
-    (["optim.lr=-1"], "optim.lr=-1: must be > 0"),
+    (["optim.base_lr=-0.1"], "optim.base_lr=-0.1: must be a number > 0"),
+    (["optim.lr=abc"], "optim.lr=abc: must be a number > 0"),
+    (["model=i3d_r50", "model.depth=49"], "model: model.depth=49 is not a depth of model.arch=i3d: one of 50, 101"),
+    (["optim.lr=-1"], "optim.lr=-1: must be a number > 0"),
     (["optim.weight_decay=-0.0001"], "optim.weight_decay=-0.0001: must be a number >= 0"),
     (["optim.momentum=1.5"], "optim.momentum=1.5: must be in [0, 1)"),
     (["data.frames_per_clip=0"], "data.frames_per_clip=0: must be a number >= 1"),
@@ -101,7 +103,7 @@ def test_short_and_missing_videos_are_counted_up_front_and_never_trained_on(data
     (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be >= 1"),
     (["data.num_test_clips=0"], "data.num_test_clips=0: must be a number >= 1"),
     (["data.decoder=ffmpeg"], "data.decoder=ffmpeg: must be one of decord, pyav"),
-    (["data.std=[0.2,0,0.2]"], "data.std=[0.2, 0, 0.2]: every value must be > 0"),
+    (["data.std=[0.2,0,0.2]"], "data.std=[0.2, 0, 0.2]: numbers, every std > 0"),
 ])
 def test_config_value_out_of_range_names_key_and_range(data, tmp_path, overrides, message):
     if overrides[0] == "model=i3d_r50":  # its own sizes: TINY's model.width is not an I3D setting

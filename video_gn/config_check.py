@@ -33,7 +33,7 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def _at_least(key: str, value, low) -> None:
-    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool) or value < low:
+    if not _number(value) or value < low:
         raise ConfigError(f"{key}={value}: must be a number >= {low}")
 
 
@@ -59,25 +59,29 @@ def _check_data(d: DictConfig) -> None:
         values = list(d.get(key) or [])
         if len(values) != 3:
             raise ConfigError(f"data.{key}={values}: must be 3 numbers (R, G, B)")
-    if min(d.std) <= 0:
-        raise ConfigError(f"data.std={list(d.std)}: every value must be > 0")
+    if not all(_number(v) for v in [*d.mean, *d.std]) or min(d.std) <= 0:
+        raise ConfigError(f"data.mean={list(d.mean)} / data.std={list(d.std)}: numbers, every std > 0")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_optim(o: DictConfig) -> None:
-    if o.get("lr") is not None and not o.lr > 0:
-        raise ConfigError(f"optim.lr={o.lr}: must be > 0 (or null to scale optim.base_lr)")
-    if o.get("lr") is None and not (o.get("base_lr") or 0) > 0:
-        raise ConfigError(f"optim.base_lr={o.get('base_lr')}: must be > 0")
+    if o.get("lr") is not None and not (_number(o.lr) and o.lr > 0):
+        raise ConfigError(f"optim.lr={o.lr}: must be a number > 0 (or null to scale optim.base_lr)")
+    if o.get("lr") is None and not (_number(o.get("base_lr")) and o.base_lr > 0):
+        raise ConfigError(f"optim.base_lr={o.get('base_lr')}: must be a number > 0")
     _at_least("optim.base_batch", o.get("base_batch"), 1)
     _at_least("optim.weight_decay", o.get("weight_decay"), 0)
     if o.get("norm_weight_decay") is not None:
         _at_least("optim.norm_weight_decay", o.norm_weight_decay, 0)
     momentum = o.get("momentum")
-    if momentum is None or not 0 <= momentum < 1:
+    if not _number(momentum) or not 0 <= momentum < 1:
         raise ConfigError(f"optim.momentum={momentum}: must be in [0, 1)")
     _at_least("optim.warmup_epochs", o.get("warmup_epochs", 0), 0)
     milestones = list(o.get("milestones") or [])
-    if any(not 0 < m < 1 for m in milestones):
+    if any(not _number(m) or not 0 < m < 1 for m in milestones):
         raise ConfigError(f"optim.milestones={milestones}: fractions of training, each in (0, 1)")
 
 
@@ -110,7 +114,7 @@ def _check_network(cfg: DictConfig) -> None:
                 raise ConfigError(f"norm.num_groups={groups}: must divide every width of model.arch="
                                   f"{cfg.model.arch} ({', '.join(map(str, widths))}); allowed: "
                                   f"{', '.join(map(str, _divisors(common)))} (or set norm.group_size)")
-    if norm.get("eps") is not None and not norm["eps"] > 0:
+    if norm.get("eps") is not None and not (_number(norm["eps"]) and norm["eps"] > 0):
         raise ConfigError(f"norm.eps={norm['eps']}: must be > 0")
     first = next(m for m in probe.modules() if isinstance(m, torch.nn.Conv3d))
     if cfg.data.frames_per_clip < first.kernel_size[0]:

@@ -274,4 +274,8 @@ def build_model(*, arch: str, norm: NormSpec, num_classes: int, **arch_kwargs) -
     if unknown:
         raise ValueError(f"model.{unknown[0]} is not a setting of model.arch={arch} "
                          f"(it takes: {', '.join(sorted(accepted))})")
+    depth = arch_kwargs.get("depth")
+    if depth is not None and "depth" in accepted and depth not in BOTTLENECK_DEPTHS:
+        raise ValueError(f"model.depth={depth} is not a depth of model.arch={arch}: one of "
+                         f"{', '.join(map(str, BOTTLENECK_DEPTHS))}")
     return builder(norm=norm, num_classes=num_classes, **arch_kwargs)
