@@ -18,12 +18,15 @@ stops the run without marking any video bad, so a plain rerun finishes the job.
 from __future__ import annotations
 
 import argparse
+import csv
 import ctypes
+import io
 import fcntl
 import json
 import os
 import signal
 import sys
+import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -32,7 +35,7 @@ from tqdm import tqdm
 
 from data_prep.annotations import YOUTUBE_ID, AnnotationError, BadRow, Row, class_names, read_annotations
 from data_prep.encode import EncodeSettings, OutputFault, UnusableVideo, encode_clip, probe_clip
-from video_gn.data.manifest import ClipRecord, read_classes, write_classes, write_manifest
+from video_gn.data.manifest import ClipRecord, read_classes, read_manifest, write_classes, write_manifest
 from video_gn.io import atomic_write_text
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".3gp"}
@@ -163,11 +166,16 @@ def check_videos_folder(videos: Path) -> None:
         raise PrepError(f"--videos {videos} cannot be read: {e.strerror}") from None
 
 
-def _remove_stale_temporaries(out: Path) -> None:
+def _remove_stale_temporaries(out: Path, stems: set[str] | None = None) -> None:
     """Half-written files of a run that was killed before it could clean up (never under a final
-    name); called while holding the lock, so they are nobody's work in progress."""
-    for tmp in [*out.glob("*/.*.tmp*.mp4"), *out.glob(".*.tmp*")]:
-        tmp.unlink(missing_ok=True)
+    name); called while holding the lock, so they are nobody's work in progress. A shard removes
+    only its own rows' (``stems``): other shards may be writing into the same folders."""
+    for tmp in out.glob("*/.*.tmp*.mp4"):
+        if stems is None or tmp.name[1:tmp.name.rindex(".tmp")] in stems:
+            tmp.unlink(missing_ok=True)
+    if stems is None:
+        for tmp in out.glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
 
 
 def read_report(out: Path) -> dict:
@@ -229,15 +237,39 @@ def _usable_prepared_clip(path: Path):
 
 # --- the preparation -----------------------------------------------------------------------------
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` -> (2, 3): the second of three shards."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise PrepError(f"--shard {text!r}: expected K/N, e.g. 2/3") from None
+    if not 1 <= k <= n:
+        raise PrepError(f"--shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(row: Row, shard: tuple[int, int]) -> bool:
+    """Rows are split by a hash of their clip name: stable under edits and reordering of the file."""
+    k, n = shard
+    return zlib.crc32(row.clip_stem.encode()) % n == k - 1
+
+
+def shard_dir(out: Path, shard: tuple[int, int]) -> Path:
+    """Where shard K of N keeps its manifests, report and lock (its clips go to ``<out>/<split>/``)."""
+    return out / "shards" / f"{shard[0]}-of-{shard[1]}"
+
+
 def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings, workers: int = 1,
             dry_run: bool = False, progress: bool = True, retry_failed: bool = False,
-            replace_split: bool = False) -> dict:
+            replace_split: bool = False, shard: tuple[int, int] | None = None) -> dict:
     """Runs the whole preparation; returns this run's report (``prep_report.json`` keeps one section
     per split, so preparing val after train keeps train's).
 
     A row that failed in an earlier run is not tried again while its source file is unchanged
-    (``retry_failed`` tries anyway), so a rerun of a finished preparation does no work.
-    Raises :class:`PrepError` for unusable input or output, and ``OSError`` when a write fails.
+    (``retry_failed`` tries anyway), so a rerun of a finished preparation does no work. With
+    ``shard=(K, N)`` only that shard's rows are prepared, its manifests and report kept under
+    ``shard_dir``; :func:`merge_shards` then builds the dataset's. Raises :class:`PrepError` for
+    unusable input or output, and ``OSError`` when a write fails.
     """
     annotations, out = Path(annotations), Path(out)
     check_videos_folder(videos)
@@ -246,19 +278,26 @@ def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings
     if not rows:
         raise PrepError(f"{annotations}: no usable rows" + (f" ({len(bad_rows)} bad, first: {bad_rows[0]})"
                                                              if bad_rows else ""))
+    names = class_list(out, rows, annotations)  # from every row: each shard's classes.txt is the same
+    if shard:
+        rows = [r for r in rows if in_shard(r, shard)]
+    state = shard_dir(out, shard) if shard else out
     if dry_run:
-        return _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, replace_split)
+        return _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
+                     replace_split)
     check_output_folder(out)
-    with OutputLock(out):
-        _remove_stale_temporaries(out)
-        plan = _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, replace_split)
-        return _execute(plan, out, settings, workers, progress)
+    state.mkdir(parents=True, exist_ok=True)
+    with OutputLock(state):
+        _remove_stale_temporaries(out, {r.clip_stem for r in rows} if shard else None)
+        plan = _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
+                     replace_split)
+        return _execute(plan, out, state, settings, workers, progress, own_stems=shard is not None)
 
 
-def _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, replace_split) -> dict:
+def _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
+          replace_split) -> dict:
     """What the run will do: rows already done, rows to encode, rows that fail without trying."""
-    report = read_report(out)
-    names = class_list(out, rows, annotations)
+    report = read_report(state)
     for split in sorted({r.split for r in rows}):
         earlier = report["splits"].get(split, {}).get("annotations")
         if earlier and Path(earlier).resolve() != annotations.resolve() and not replace_split:
@@ -296,7 +335,12 @@ def _plan(annotations, videos, out, rows, bad_rows, settings, retry_failed, repl
             "redone": redone, "counts": counts, "dry_run": True, "classes": len(names)}
 
 
-def _execute(plan: dict, out: Path, settings: EncodeSettings, workers: int, progress: bool) -> dict:
+def _by_key(entries: list[dict]) -> list[dict]:
+    return sorted(entries, key=lambda e: (e["youtube_id"], e["time_start"], e["time_end"], e["reason"]))
+
+
+def _execute(plan: dict, out: Path, state: Path, settings: EncodeSettings, workers: int, progress: bool,
+             own_stems: bool) -> dict:
     rows, jobs, done, failed, report = plan["rows"], plan["jobs"], plan["done"], plan["failed"], plan["report"]
     earlier_partial, earlier_short = _remembered(report, "partial"), _remembered(report, "short")
     partial = [earlier_partial[k] for k in done if k in earlier_partial]
@@ -305,7 +349,8 @@ def _execute(plan: dict, out: Path, settings: EncodeSettings, workers: int, prog
         (out / split).mkdir(exist_ok=True)
     tasks = [(i, str(src), str(out / rel), window, row.time_end - row.time_start, settings)
              for i, (row, rel, src, window) in enumerate(jobs)]
-    for index, status, result in _run_workers(tasks, out, workers, progress):
+    stems = {row.clip_stem for row, *_ in jobs} if own_stems else None
+    for index, status, result in _run_workers(tasks, out, workers, progress, stems):
         row, rel, src, _ = jobs[index]
         if status == "ok":
             done[row.key] = (row, rel, result)
@@ -322,33 +367,101 @@ def _execute(plan: dict, out: Path, settings: EncodeSettings, workers: int, prog
     label_index = {n: i for i, n in enumerate(names)}
     splits = sorted({row.split for row in rows})
     for split in splits:
-        records = [ClipRecord(rel, label_index.get(row.label, -1), row.label or "", info.num_frames,
-                              info.fps)
-                   for key, (row, rel, info) in sorted(done.items()) if row.split == split]
-        write_manifest(out, split, records)
+        records = sorted((ClipRecord(rel, label_index.get(row.label, -1), row.label or "", info.num_frames,
+                                     info.fps)
+                          for row, rel, info in done.values() if row.split == split), key=lambda r: r.path)
+        write_manifest(state, split, records)
     if names:
-        write_classes(out, names)
-    settings_dict = vars(settings)
-    run = {"counts": dict(plan["counts"]), "failed": failed, "partial": partial, "short": short,
-           "bad_rows": [b.as_dict() for b in plan["bad_rows"]]}
+        write_classes(state, names)
+    missing = _by_key([f for f in failed if f["reason"] == "missing"])
+    failed = _by_key([f for f in failed if f["reason"] != "missing"])
+    run = {"counts": dict(plan["counts"]), "failed": failed, "partial": _by_key(partial),
+           "short": _by_key(short), "missing": missing, "bad_rows": [b.as_dict() for b in plan["bad_rows"]]}
     for split in splits:
         section = {k: [e for e in run[k] if e["split"] == split] for k in ("failed", "partial", "short")}
-        prepared = sum(row.split == split for row, *_ in done.values())
+        write_missing(state, split, [e for e in missing if e["split"] == split])
         report["splits"][split] = {
-            "annotations": str(plan["annotations"]), "videos": str(plan["videos"]), "settings": settings_dict,
-            "counts": {"rows": sum(r.split == split for r in rows), "prepared": prepared,
+            "annotations": str(plan["annotations"]), "videos": str(plan["videos"]), "settings": vars(settings),
+            "counts": {"rows": sum(r.split == split for r in rows),
+                       "prepared": sum(row.split == split for row, *_ in done.values()),
+                       "missing": sum(e["split"] == split for e in missing),
                        "failed": len(section["failed"]), "partial": len(section["partial"]),
                        "short": len(section["short"]),
-                       "by_reason": dict(Counter(f["reason"] for f in section["failed"]))},
-            **section}
+                       "by_reason": dict(sorted(Counter(f["reason"] for f in section["failed"]).items()))},
+            "missing_file": f"missing_{split}.csv", **section}
     report["bad_rows"][str(plan["annotations"])] = run["bad_rows"]
-    atomic_write_text(out / REPORT, json.dumps(report, indent=1))
+    atomic_write_text(state / REPORT, json.dumps(report, indent=1))
     run["counts"].update(prepared=len(done), failed=len(failed), partial=len(partial), short=len(short),
                          by_reason=dict(Counter(f["reason"] for f in failed)))
     return run
 
 
-def _run_workers(tasks: list, out: Path, workers: int, progress: bool):
+MISSING_COLUMNS = ("youtube_id", "time_start", "time_end", "split", "label")
+
+
+def write_missing(folder: Path, split: str, entries: list[dict]) -> None:
+    """Rows with no downloaded video: one file per split (20k lines of K400 do not belong in the
+    report), the count in the report."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(MISSING_COLUMNS)
+    writer.writerows([e[c] if e[c] is not None else "" for c in MISSING_COLUMNS] for e in entries)
+    atomic_write_text(folder / f"missing_{split}.csv", buffer.getvalue())
+
+
+def merge_shards(out: Path) -> dict:
+    """The dataset's manifests, ``classes.txt``, ``missing_<split>.csv`` and ``prep_report.json``
+    from the N shards' (``--shard K/N`` runs into the same ``--out``). Refuses an incomplete set."""
+    out = Path(out)
+    found = sorted((out / "shards").glob("*-of-*"))
+    totals = {int(d.name.split("-of-")[1]) for d in found}
+    if len(totals) != 1:
+        raise PrepError(f"{out / 'shards'}: expected the shards of one --shard K/N run, found "
+                        f"{', '.join(d.name for d in found) or 'none'}")
+    (n,) = totals
+    have = {int(d.name.split("-of-")[0]) for d in found if (d / REPORT).is_file()}
+    if have != set(range(1, n + 1)):
+        raise PrepError(f"shards {', '.join(str(k) for k in sorted(set(range(1, n + 1)) - have))} of {n} have "
+                        f"not finished (no {REPORT} in {out / 'shards'}/K-of-{n}); run them, then merge")
+    dirs = [shard_dir(out, (k, n)) for k in range(1, n + 1)]
+    class_lists = {tuple(read_classes(d)) if (d / "classes.txt").is_file() else () for d in dirs}
+    if len(class_lists) != 1:
+        raise PrepError(f"the shards of {out} disagree on the class list: were they run on the same "
+                        "annotation file?")
+    names = list(class_lists.pop())
+    reports = [read_report(d) for d in dirs]
+    with OutputLock(out):
+        if names:
+            if (out / "classes.txt").is_file() and read_classes(out) != names:
+                raise PrepError(f"{out / 'classes.txt'} differs from the shards' class list")
+            write_classes(out, names)
+        merged = read_report(out)
+        for split in sorted({s for r in reports for s in r["splits"]}):
+            sections = [r["splits"][split] for r in reports if split in r["splits"]]
+            records = [rec for d in dirs if (d / f"{split}.csv").is_file() for rec in read_manifest(d, split)]
+            write_manifest(out, split, sorted(records, key=lambda r: r.path))
+            missing = []
+            for d in dirs:
+                if (d / f"missing_{split}.csv").is_file():
+                    with (d / f"missing_{split}.csv").open(newline="") as f:
+                        missing += list(csv.reader(f))[1:]
+            buffer = io.StringIO(newline="")
+            csv.writer(buffer).writerows([MISSING_COLUMNS, *sorted(missing, key=lambda m: (m[0], float(m[1])))])
+            atomic_write_text(out / f"missing_{split}.csv", buffer.getvalue())
+            section = {k: _by_key([e for s in sections for e in s.get(k, [])]) for k in ("failed", "partial", "short")}
+            counts = {k: sum(s["counts"][k] for s in sections)
+                      for k in ("rows", "prepared", "missing", "failed", "partial", "short")}
+            counts["by_reason"] = dict(sorted(Counter(f["reason"] for f in section["failed"]).items()))
+            merged["splits"][split] = {**{k: sections[0][k] for k in ("annotations", "videos", "settings")},
+                                       "counts": counts, "missing_file": f"missing_{split}.csv",
+                                       "shards": n, **section}
+        for r in reports:
+            merged["bad_rows"].update(r["bad_rows"])
+        atomic_write_text(out / REPORT, json.dumps(merged, indent=1))
+    return merged
+
+
+def _run_workers(tasks: list, out: Path, workers: int, progress: bool, stems: set[str] | None = None):
     """Yields each task's result as it finishes. On Ctrl-C, SIGTERM or an output fault, the workers
     are sent SIGTERM (each deletes its half-written clip and exits) before the exception goes on."""
     if not tasks:
@@ -372,13 +485,13 @@ def _run_workers(tasks: list, out: Path, workers: int, progress: bool):
             for process in list((pool._processes or {}).values()):  # the executor has no terminate()
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
-        _remove_stale_temporaries(out)
+        _remove_stale_temporaries(out, stems)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m data_prep.kinetics", description=__doc__.split("\n")[0])
-    p.add_argument("--annotations", type=Path, required=True, help="official CSV or JSON annotation file")
-    p.add_argument("--videos", type=Path, required=True, help="folder of downloaded videos (any layout)")
+    p.add_argument("--annotations", type=Path, help="official CSV or JSON annotation file")
+    p.add_argument("--videos", type=Path, help="folder of downloaded videos (any layout)")
     p.add_argument("--out", type=Path, required=True, help="prepared dataset folder")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--short-side", type=int, default=EncodeSettings.short_side)
@@ -397,7 +510,23 @@ def main(argv=None) -> int:
                    help="try again rows that failed in an earlier run although their source is unchanged")
     p.add_argument("--replace-split", action="store_true",
                    help="let this annotation file replace a split another file prepared into --out")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="prepare only shard K of N (N machines or a SLURM array share one --out); then --merge")
+    p.add_argument("--merge", action="store_true",
+                   help="build the manifests and report of --out from its N finished shards")
     args = p.parse_args(argv)
+    if args.merge:
+        try:
+            merged = merge_shards(args.out)
+        except PrepError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return e.exit_code
+        for split, section in merged["splits"].items():
+            print(f"{split}: {json.dumps(section['counts'])}")
+        print(f"merged {next(iter(merged['splits'].values()), {}).get('shards', '?')} shards into {args.out}")
+        return 0
+    if args.annotations is None or args.videos is None:
+        p.error("--annotations and --videos are required (or --merge)")
     if args.workers < 1:
         p.error("--workers must be at least 1")
     if not 0 <= args.min_fraction <= 1:
@@ -412,8 +541,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     kept = "clips finished so far are kept; rerun the same command to continue"
     try:
+        shard = parse_shard(args.shard) if args.shard else None
         report = prepare(args.annotations, args.videos, args.out, settings, args.workers, args.dry_run,
-                         retry_failed=args.retry_failed, replace_split=args.replace_split)
+                         retry_failed=args.retry_failed, replace_split=args.replace_split, shard=shard)
     except (AnnotationError, PrepError) as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)
@@ -435,8 +565,10 @@ def main(argv=None) -> int:
     if counts["bad_rows"] > 10:
         print(f"... {counts['bad_rows'] - 10} more bad rows: see {args.out / REPORT}", file=sys.stderr)
     if not args.dry_run:
-        print(f"prepared {counts['prepared']} clips into {args.out}; {counts['failed']} rows without a "
-              f"usable clip, {counts['bad_rows']} bad annotation rows: see {args.out / REPORT}")
+        where = shard_dir(args.out, shard) if shard else args.out
+        print(f"prepared {counts['prepared']} clips into {args.out}; {len(report['missing'])} rows without a "
+              f"downloaded video, {counts['failed']} without a usable clip, {counts['bad_rows']} bad "
+              f"annotation rows: see {where / REPORT}" + ("; when every shard is done: --merge" if shard else ""))
     return 0
 
 

@@ -84,9 +84,13 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     reasons = {f["youtube_id"]: f["reason"] for f in report["failed"]}
     # The corrupt file (4.9 s decodable) and the AVI (6.6 s) do not cover their annotated 10 s.
     assert reasons == {rows[3][1]: "truncated", rows[4][1]: "empty_file", rows[5][1]: "too_short",
-                       rows[6][1]: "missing", rows[7][1]: "missing", rows[8][1]: "truncated"}
+                       rows[8][1]: "truncated"}
     saved = json.loads((out / "prep_report.json").read_text())["splits"]["val"]
-    assert saved["counts"]["prepared"] == 3 and saved["counts"]["failed"] == 6
+    assert saved["counts"]["prepared"] == 3 and saved["counts"]["failed"] == 4
+    # Rows never downloaded: a count in the report and their own file (K400: thousands of them).
+    assert saved["counts"]["missing"] == 2 and saved["missing_file"] == "missing_val.csv"
+    with (out / "missing_val.csv").open() as f:
+        assert sorted(r["youtube_id"] for r in csv.DictReader(f)) == sorted([rows[6][1], rows[7][1]])
 
     # --keep-short keeps them, listed; the changed settings retry the rows that were too short.
     keep = EncodeSettings(keep_short=True)
@@ -104,7 +108,7 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     assert again["counts"]["to_prepare"] == 0 and again["counts"]["already_prepared"] == 5
     assert {p: p.stat().st_mtime_ns for p in (out / "val").iterdir()} == mtimes
     assert again["partial"] == report["partial"] and again["short"] == report["short"]
-    assert {f["reason"] for f in again["failed"]} == {"empty_file", "too_short", "missing"}
+    assert {f["reason"] for f in again["failed"]} == {"empty_file", "too_short"} and len(again["missing"]) == 2
 
 
 def test_dry_run_writes_nothing(download, tmp_path):
@@ -168,3 +172,49 @@ def test_interrupted_run_leaves_no_half_written_clip(testdata, tmp_path):
     manifest = read_manifest(out, "val")
     assert len(manifest) == 12 and all(r.num_frames == 280 for r in manifest)
     assert not list((out / "val").glob(".*tmp*"))
+
+
+def test_sharded_prep_then_merge_equals_one_prep(testdata, tmp_path):
+    """README: `--shard K/N` on N machines (or a SLURM array) into one --out, then `--merge`."""
+    rows = read_annotations(testdata / K400_VAL)[:8]
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for r in rows[:5]:
+        shutil.copy(testdata / "videos" / "mmaction2__demo_demo.mp4", videos / f"{r.clip_stem}.mp4")
+    (videos / f"{rows[5].clip_stem}.mp4").write_bytes(b"")  # rows[6], rows[7]: never downloaded
+    ann = tmp_path / "rows.csv"
+    with ann.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+        w.writerows([r.label, r.youtube_id, int(r.time_start), int(r.time_end), "val"] for r in rows)
+
+    def cli(out, *extra):
+        subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--annotations", str(ann), "--videos",
+                        str(videos), "--out", str(out), "--workers", "1", *extra], cwd=REPO, check=True,
+                       capture_output=True)
+
+    cli(tmp_path / "one")
+    sharded = tmp_path / "sharded"
+    for k in (1, 2, 3):
+        cli(sharded, "--shard", f"{k}/3")
+    assert not (sharded / "val.csv").exists()  # nothing final before the merge
+    merge = subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--out", str(sharded), "--merge"],
+                           cwd=REPO, capture_output=True, text=True)
+    assert merge.returncode == 0, merge.stderr
+    shard_sizes = [len(read_manifest(sharded / "shards" / f"{k}-of-3", "val")) for k in (1, 2, 3)]
+    assert sum(shard_sizes) == 5 and max(shard_sizes) < 5  # really split
+    for name in ("val.csv", "classes.txt", "missing_val.csv"):
+        assert (sharded / name).read_text() == (tmp_path / "one" / name).read_text(), name
+    one = json.loads((tmp_path / "one" / "prep_report.json").read_text())["splits"]["val"]
+    merged = json.loads((sharded / "prep_report.json").read_text())["splits"]["val"]
+    assert merged["counts"] == one["counts"]
+    assert merged["failed"] == one["failed"] and merged["partial"] == one["partial"]
+    assert sorted(p.name for p in (sharded / "val").iterdir()) == sorted(p.name for p in (tmp_path / "one" / "val").iterdir())
+
+
+def test_merge_refuses_an_unfinished_set_of_shards(tmp_path):
+    (tmp_path / "out" / "shards" / "1-of-3").mkdir(parents=True)
+    (tmp_path / "out" / "shards" / "1-of-3" / "prep_report.json").write_text('{"splits": {}, "bad_rows": {}}')
+    proc = subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--out", str(tmp_path / "out"), "--merge"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and "shards 2, 3 of 3 have not finished" in proc.stderr
