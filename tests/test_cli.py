@@ -170,3 +170,34 @@ def test_a_mistyped_command_line_gets_the_fix_not_a_traceback(tmp_path, args, me
     proc = run_py(tmp_path, *args, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-2000:]
+
+
+def test_readme_wandb_logger_offline_gets_config_and_results(user_dir):
+    """README: `python run.py logger=wandb` (offline by default: no network, no account)."""
+    run_py(user_dir, "logger=wandb", *SHRINK, *ONE_BATCH, "data.batch_size_per_device=2")
+    (run_dir,) = (user_dir / "logs" / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    # The offline run's log (protobuf records, what `wandb sync` uploads) holds the config and summary.
+    (log,) = offline.glob("run-*.wandb")
+    records = log.read_bytes()
+    for key in (b"cfg/data/batch_size_per_device", b"cfg/norm/kind", b"results/test_top1"):
+        assert key in records, key
+    assert json.dumps(results["test_top1"]).encode() in records
+    assert json.loads((offline / "files" / "results.json").read_text()) == results
+
+
+def test_readme_mlflow_logger_writes_a_local_store(user_dir):
+    """README: `python run.py logger=mlflow` -> ./mlruns where the run started."""
+    import mlflow
+
+    run_py(user_dir, "logger=mlflow", *SHRINK, *ONE_BATCH, "data.batch_size_per_device=2")
+    (run_dir,) = (user_dir / "logs" / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"file:{user_dir / 'mlruns'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("video_gn").experiment_id])
+    assert run.data.params["cfg/data/batch_size_per_device"] == "2"
+    assert run.data.metrics["results/test_top1"] == pytest.approx(results["test_top1"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "results.json" in artifacts

@@ -219,3 +219,11 @@ def test_real_full_disk_during_a_checkpoint_keeps_the_previous_ones(data, tmp_pa
         assert {checkpoint_epoch(p) for p in (run / "checkpoints").iterdir()} == {0}
     finally:
         subprocess.run(["umount", "-l", str(run)], check=False)
+
+
+def test_batch_larger_than_the_training_set_is_an_error_not_zero_steps(data, tmp_path):
+    """12 training videos, 16 per batch: with drop_last not one step ran, and results.json said so
+    only by "epochs": 0."""
+    with pytest.raises(ConfigError, match=r"data.batch_size_per_device=16 is larger than the 12 usable "
+                                          r"training videos per device"):
+        train(tiny_config(data, tmp_path / "run", "data.batch_size_per_device=16", "trainer.max_epochs=1"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint_io import AtomicCheckpointIO
 from .config_check import check_config
 from .errors import ConfigError, MissingFileError, ResourceError
+from .experiment_loggers import log_config, log_results
 from .io import atomic_write_text
 from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
@@ -138,9 +140,14 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         module = build_module(cfg)
     else:
         module, init = module_to_evaluate(cfg)
+    # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
+    # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
         logger=_instantiate_all(cfg.get("logger")) or False, plugins=[AtomicCheckpointIO()])
+    if trainer.is_global_zero:
+        log_config(trainer.loggers, cfg)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     network = torch.compile(module) if cfg.model.get("compile") else module
@@ -179,6 +186,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         if failure_log:
             write_load_failures_csv(failed, output_dir / "load_failures.csv")
         atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=1))
+        log_results(trainer.loggers, output_dir / "results.json", summary)
         log.info("results: %s", output_dir / "results.json")
         print(f"\nTest top-1 {_percent(summary['test_top1'])}, top-5 {_percent(summary['test_top5'])}, "
               f"mean class top-1 {_percent(summary.get('mean_class_top1'))} ({summary['test_protocol']}); "

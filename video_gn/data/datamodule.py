@@ -88,6 +88,15 @@ class VideoDataModule(L.LightningDataModule):
         stages = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, self.splits)
         for which in stages:
             self.records.setdefault(which, self.usable_records(which))
+        if "train" in stages:
+            ranks = self.trainer.world_size if self.trainer is not None else 1
+            per_rank = len(self.records["train"]) // ranks
+            if per_rank < self.batch_size_per_device:  # drop_last: not one training step would run
+                raise ConfigError(
+                    f"data.batch_size_per_device={self.batch_size_per_device} is larger than the "
+                    f"{per_rank} usable training videos per device ({len(self.records['train'])} in "
+                    f"{manifest_path(self.root, self.splits['train'])} over {ranks} device(s)): no training "
+                    "step would run; lower the batch size")
 
     def inference_settings(self) -> dict:
         """What ``video_gn.predict`` needs to classify a video like the test does (saved in every
