@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import csv
 import ctypes
-import io
 import fcntl
+import io
 import json
 import os
 import signal

@@ -25,7 +25,7 @@ from conftest import REPO
 
 from data_prep.annotations import AnnotationError, read_annotations
 from data_prep.encode import EncodeSettings, probe_clip
-from data_prep.kinetics import PrepError, prepare
+from data_prep.kinetics import prepare
 from video_gn.data.manifest import read_classes, read_manifest
 
 K400_VAL = "annotations/activitynet_kinetics-400_val.csv"

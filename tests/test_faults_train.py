@@ -71,8 +71,9 @@ def test_short_and_missing_videos_are_counted_up_front_and_never_trained_on(data
     assert listed[str(data / short.path)].startswith("too_short: 5 frames, a clip needs 7 (data.frames_per_clip=4")
     assert listed[str(data / missing.path)].startswith("missing")
     # data.short_videos=loop keeps the short one (looped), as PySlowFast does; the missing one is still out.
-    from video_gn.data.datamodule import VideoDataModule  # noqa: F401 (the class the config builds)
     from hydra.utils import instantiate
+
+    from video_gn.data.datamodule import VideoDataModule  # noqa: F401 (the class the config builds)
     dm = instantiate(tiny_config(data, tmp_path / "r2", "data.short_videos=loop").data)
     dm.setup("fit")
     assert len(dm.records["train"]) == len(records) and list(dm.unusable_videos) == [str(data / missing.path)]

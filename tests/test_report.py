@@ -5,6 +5,8 @@ setting matches."""
 import csv
 import json
 
+import numpy as np
+
 from video_gn.report import main, report
 
 IMAGENET_GN = {"kind": "pretrained_2d", "file": "R-50-GN.pkl", "sha256": "ab" * 32}
@@ -111,3 +113,27 @@ def test_cli_prints_the_table_and_fails_clearly_without_runs(tmp_path, capsys):
         assert "no results.json under" in str(e.code)
     else:
         raise AssertionError("expected a clear error")
+
+
+def test_confusion_matrix_at_400_classes_shows_the_most_confused_pairs(tmp_path):
+    """Kinetics-size: 400 classes, 2 videos each, a few systematic confusions; the plot keeps the
+    classes of the most-confused pairs and the counts equal the rows."""
+    from video_gn.predictions import confusion_matrix
+    from video_gn.report import most_confused, plot_confusion
+
+    names = [f"class {k:03d}" for k in range(400)]
+    rows = []
+    for k in range(400):
+        for v in range(2):
+            predicted = (k + 1) % 400 if (k % 50 == 0) else k  # classes 0, 50, ... -> their neighbour
+            if k == 7 and v == 1:
+                predicted = 300
+            rows.append({"label": str(k), "label_name": names[k], "top1_index": str(predicted),
+                         "top1_name": names[predicted]})
+    counts = confusion_matrix(rows, 400)
+    assert counts.sum() == 800 and np.trace(counts) == 800 - 2 * 8 - 1
+    pairs = most_confused(counts, names, n=20)
+    assert sorted(pairs[:8]) == sorted((names[k], names[k + 1], 2) for k in range(0, 400, 50))
+    assert (names[7], names[300], 1) in pairs and len(pairs) == 9
+    plot_confusion(rows, names, tmp_path / "cm.png")
+    assert (tmp_path / "cm.png").stat().st_size > 10000

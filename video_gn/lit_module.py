@@ -21,7 +21,6 @@ from .models import build_network
 from .optim import build_sgd, lr_lambda, scaled_lr
 from .predictions import TOP, append_rank_rows
 
-
 INFERENCE_KEY = "inference"  # the checkpoint entry video_gn.predict reads
 
 

@@ -26,13 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint_io import AtomicCheckpointIO
 from .config_check import check_config
+from .data.manifest import read_classes
 from .errors import ConfigError, MissingFileError, ResourceError
 from .experiment_loggers import log_config, log_results
 from .io import atomic_write_text
 from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
 from .load_failures import LoadFailureLog, write_load_failures_csv
-from .data.manifest import read_classes
 from .models.provenance import init_record, sha256_of
 from .predictions import merge_rank_files, per_class_top1
 
