@@ -62,7 +62,7 @@ def test_readme_grid_then_report(user_dir):
 
 
 def test_debug_fast_writes_nothing(user_dir):
-    proc = run_py(user_dir, "debug=fast", *SHRINK)
+    proc = run_py(user_dir, "debug=fast", *SHRINK, "data.batch_size_per_device=2")  # the tiny data has 12 videos
     assert "nothing written" in proc.stdout
     assert not list((user_dir / "logs" / "runs").iterdir())
 

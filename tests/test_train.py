@@ -1,5 +1,6 @@
 """The training job: every norm through a real (tiny) run, configs, resume, multi-view test, DDP."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -328,3 +329,7 @@ def test_ddp_evaluates_every_video_exactly_once(tiny_data, tmp_path):
     assert results["test_videos"] == 5
     expected = top1_of_checkpoint(next((tmp_path / "run" / "checkpoints").glob("epoch*.ckpt")), data, "test")
     assert results["test_top1"] == pytest.approx(expected)
+    # Both ranks' predictions merged: each test video once, in manifest order.
+    with (tmp_path / "run" / "predictions.csv").open() as f:
+        paths = [r["path"] for r in csv.DictReader(f)]
+    assert paths == [r.path for r in read_manifest(data, "test")]

@@ -40,6 +40,20 @@ class KeepingExperimentWriter(ExperimentWriter):
         atomic_write_text(self.metrics_file_path, buffer.getvalue())
 
 
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        # The file may hold columns this writer never saw (another process wrote them: DDP spawn
+        # runs fit and test in different processes): keep them all, atomically.
+        with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            self.metrics_keys = sorted(set(fieldnames) | set(reader.fieldnames or []))
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics_file_path, buffer.getvalue())
+
+
 class ResumableCSVLogger(CSVLogger):
     """``lightning.pytorch.loggers.CSVLogger`` that keeps ``metrics.csv`` across resumes."""
 

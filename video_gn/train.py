@@ -131,6 +131,8 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     started = time.time()
     fitting = cfg.get("train", True)
     check_config(cfg)  # every value in range, before any work
+    # A damaged checkpoint to resume is a clear error before any logger writes a byte.
+    ckpt_path = resume_checkpoint(cfg, output_dir) if fitting else None
     if fitting:
         init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)
@@ -158,7 +160,6 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         # Normalising on the device in on_after_batch_transfer is deliberate.
         warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
         if fitting:
-            ckpt_path = resume_checkpoint(cfg, output_dir)
             if ckpt_path:
                 log.info("resuming from %s", ckpt_path)
             with stopped_by_the_machine(output_dir):
