@@ -181,7 +181,7 @@ def _read_csv(path: Path, data: bytes, bad: list[BadRow]) -> list[Row]:
             bad.append(BadRow(str(path), i, f"expected {len(header)} fields as in the header "
                                             f"({','.join(header)}), found {len(fields)}", text))
             continue
-        record = dict(zip(header, fields))
+        record = dict(zip(header, fields, strict=True))
         try:
             rows.append(_row(record["youtube_id"].strip(), record["time_start"], record["time_end"],
                              record.get("split", "test"), record.get("label")))
@@ -194,7 +194,8 @@ def _read_json(path: Path, data: bytes, bad: list[BadRow]) -> list[Row]:
     try:
         entries = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise AnnotationError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+        raise AnnotationError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                              f"{e.start})") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(entries, dict):

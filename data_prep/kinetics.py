@@ -322,8 +322,8 @@ def _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retr
         source = find_source(row, clips, full)
         if source is None:
             failed.append(_failure(row, "missing", "no downloaded video with this id"))
-        elif row.key in earlier_failed and earlier_failed[row.key].get("source") == _source_signature(source[0]):
-            failed.append(earlier_failed[row.key])
+        elif earlier_failed.get(row.key, {}).get("source") == _source_signature(source[0]):
+            failed.append(earlier_failed[row.key])  # failed before, from this very file
         else:
             jobs.append((row, rel, *source))
     counts = {"rows": len(rows) + len(bad_rows), "bad_rows": len(bad_rows),
@@ -341,7 +341,8 @@ def _by_key(entries: list[dict]) -> list[dict]:
 
 def _execute(plan: dict, out: Path, state: Path, settings: EncodeSettings, workers: int, progress: bool,
              own_stems: bool) -> dict:
-    rows, jobs, done, failed, report = plan["rows"], plan["jobs"], plan["done"], plan["failed"], plan["report"]
+    rows, jobs, done, failed = plan["rows"], plan["jobs"], plan["done"], plan["failed"]
+    report = plan["report"]
     earlier_partial, earlier_short = _remembered(report, "partial"), _remembered(report, "short")
     partial = [earlier_partial[k] for k in done if k in earlier_partial]
     short = [earlier_short[k] for k in done if k in earlier_short]
@@ -381,7 +382,8 @@ def _execute(plan: dict, out: Path, state: Path, settings: EncodeSettings, worke
         section = {k: [e for e in run[k] if e["split"] == split] for k in ("failed", "partial", "short")}
         write_missing(state, split, [e for e in missing if e["split"] == split])
         report["splits"][split] = {
-            "annotations": str(plan["annotations"]), "videos": str(plan["videos"]), "settings": vars(settings),
+            "annotations": str(plan["annotations"]), "videos": str(plan["videos"]),
+            "settings": vars(settings),
             "counts": {"rows": sum(r.split == split for r in rows),
                        "prepared": sum(row.split == split for row, *_ in done.values()),
                        "missing": sum(e["split"] == split for e in missing),
@@ -421,8 +423,9 @@ def merge_shards(out: Path) -> dict:
     (n,) = totals
     have = {int(d.name.split("-of-")[0]) for d in found if (d / REPORT).is_file()}
     if have != set(range(1, n + 1)):
-        raise PrepError(f"shards {', '.join(str(k) for k in sorted(set(range(1, n + 1)) - have))} of {n} have "
-                        f"not finished (no {REPORT} in {out / 'shards'}/K-of-{n}); run them, then merge")
+        unfinished = ", ".join(str(k) for k in sorted(set(range(1, n + 1)) - have))
+        raise PrepError(f"shards {unfinished} of {n} have not finished (no {REPORT} in "
+                        f"{out / 'shards'}/K-of-{n}); run them, then merge")
     dirs = [shard_dir(out, (k, n)) for k in range(1, n + 1)]
     class_lists = {tuple(read_classes(d)) if (d / "classes.txt").is_file() else () for d in dirs}
     if len(class_lists) != 1:
@@ -446,9 +449,11 @@ def merge_shards(out: Path) -> dict:
                     with (d / f"missing_{split}.csv").open(newline="") as f:
                         missing += list(csv.reader(f))[1:]
             buffer = io.StringIO(newline="")
-            csv.writer(buffer).writerows([MISSING_COLUMNS, *sorted(missing, key=lambda m: (m[0], float(m[1])))])
+            missing.sort(key=lambda m: (m[0], float(m[1])))
+            csv.writer(buffer).writerows([MISSING_COLUMNS, *missing])
             atomic_write_text(out / f"missing_{split}.csv", buffer.getvalue())
-            section = {k: _by_key([e for s in sections for e in s.get(k, [])]) for k in ("failed", "partial", "short")}
+            section = {k: _by_key([e for s in sections for e in s.get(k, [])])
+                       for k in ("failed", "partial", "short")}
             counts = {k: sum(s["counts"][k] for s in sections)
                       for k in ("rows", "prepared", "missing", "failed", "partial", "short")}
             counts["by_reason"] = dict(sorted(Counter(f["reason"] for f in section["failed"]).items()))
@@ -511,7 +516,8 @@ def main(argv=None) -> int:
     p.add_argument("--replace-split", action="store_true",
                    help="let this annotation file replace a split another file prepared into --out")
     p.add_argument("--shard", default=None, metavar="K/N",
-                   help="prepare only shard K of N (N machines or a SLURM array share one --out); then --merge")
+                   help="prepare only shard K of N (N machines or a SLURM array share one --out); "
+                        "then --merge")
     p.add_argument("--merge", action="store_true",
                    help="build the manifests and report of --out from its N finished shards")
     args = p.parse_args(argv)
@@ -568,7 +574,8 @@ def main(argv=None) -> int:
         where = shard_dir(args.out, shard) if shard else args.out
         print(f"prepared {counts['prepared']} clips into {args.out}; {len(report['missing'])} rows without a "
               f"downloaded video, {counts['failed']} without a usable clip, {counts['bad_rows']} bad "
-              f"annotation rows: see {where / REPORT}" + ("; when every shard is done: --merge" if shard else ""))
+              f"annotation rows: see {where / REPORT}"
+              + ("; when every shard is done: --merge" if shard else ""))
     return 0
 
 

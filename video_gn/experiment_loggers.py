@@ -26,8 +26,9 @@ def flatten(tree, prefix: str = "") -> dict:
 
 
 def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
-    config = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
-              for key in cfg if key != "hydra"}  # Hydra's own settings are not the experiment's
+    # Hydra's own settings are not the experiment's.
+    config = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig)
+              else cfg[key] for key in cfg if key != "hydra"}
     params = flatten(config, "cfg")
     for logger in loggers:
         logger.log_hyperparams(params)

@@ -120,15 +120,25 @@ class VideoClassifier(L.LightningModule):
         logits = torch.cat([self(chunk) for chunk in views.split(self.hparams.test_views_per_forward)])
         return average_view_predictions(logits.view(b, v, -1))
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> VideoClassifier:
+        """The network a loaded checkpoint of ours describes, with its weights. The checkpoint holds
+        the weights: the files it was started from (``pretrained_2d/3d``) need not exist any more."""
+        saved = checkpoint["hyper_parameters"]
+        module = cls(**{**saved, "model": {**saved["model"], "pretrained_2d": None, "pretrained_3d": None}})
+        module.load_state_dict(checkpoint["state_dict"])
+        return module
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
         # Self-describing: class names, clip settings and versions, so that `python -m
         # video_gn.predict CKPT VIDEO` needs nothing else (hyper_parameters hold model and norm).
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "inference_settings"):
-            checkpoint[INFERENCE_KEY] = {**datamodule.inference_settings(), "model": dict(self.hparams.model),
-                                         "norm": dict(self.hparams.norm), "num_classes": self.hparams.num_classes,
-                                         "video_gn_version": package_version()}
+            checkpoint[INFERENCE_KEY] = {
+                **datamodule.inference_settings(), "model": dict(self.hparams.model),
+                "norm": dict(self.hparams.norm), "num_classes": self.hparams.num_classes,
+                "video_gn_version": package_version()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Only a resumed fit continues the run's history; testing a checkpoint (the best one after
@@ -146,7 +156,8 @@ class VideoClassifier(L.LightningModule):
         top = probs.topk(min(TOP, probs.shape[1]), dim=1)
         for index, label, values, classes in zip(batch["index"].tolist(), batch["label"].tolist(),
                                                  top.values.tolist(), top.indices.tolist(), strict=True):
-            self.test_rows.append([index, label, *[v for pair in zip(classes, values, strict=True) for v in pair]])
+            pairs = zip(classes, values, strict=True)
+            self.test_rows.append([index, label, *[v for pair in pairs for v in pair]])
 
     def on_test_epoch_end(self) -> None:
         # Each rank its own file, before the epoch's metric sync (so rank 0, past the sync, finds every

@@ -65,14 +65,16 @@ def explain_unknown_key(key: str, overrides: list[str]) -> str:
     keys = sorted(k for k in node.keys() if not str(k).startswith("_"))
     close = difflib.get_close_matches(leaf, keys, n=3, cutoff=0.5)
     where = parent_key or "the top level"
-    hint = f"did you mean {' or '.join(f'{parent_key}.{c}' if parent_key else c for c in close)}? " if close else ""
+    suggestions = " or ".join(f"{parent_key}.{c}" if parent_key else c for c in close)
+    hint = f"did you mean {suggestions}? " if close else ""
     return f"{key} is not a key of {where}: {hint}its keys are {', '.join(keys)}"
 
 
 def explain(error: Exception, overrides: list[str]) -> str | None:
     """One message for a Hydra composition error, or None to leave it as Hydra says it."""
     text = str(error)
-    unknown = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    unknown = (re.search(r"Could not override '([^']+)'", text)
+               or re.search(r"Key '([^']+)' is not in struct", text))
     if isinstance(error, ConfigCompositionException) and unknown:
         return explain_unknown_key(unknown.group(1), overrides)
     missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)

@@ -65,12 +65,9 @@ def load_classifier(path: str | Path, classes_file: str | Path | None = None, no
         raise ValueError(f"{path} carries no inference settings (a checkpoint written before they were "
                          "saved, or not one of ours); evaluate it with `python run.py train=false "
                          "ckpt_path=...` on its dataset instead")
-    saved = checkpoint["hyper_parameters"]
-    # The checkpoint holds the weights: its start-up files need not exist here.
-    module = VideoClassifier(**{**saved, "model": {**saved["model"], "pretrained_2d": None, "pretrained_3d": None}})
-    module.load_state_dict(checkpoint["state_dict"])
+    module = VideoClassifier.from_checkpoint(checkpoint)
     if classes_file:
-        settings = {**settings, "classes": _read_classes(classes_file, saved["num_classes"])}
+        settings = {**settings, "classes": _read_classes(classes_file, module.hparams.num_classes)}
     return Classifier(module.eval(), settings, str(path))
 
 
@@ -93,7 +90,8 @@ def _load_nonlocal_release(path: Path, classes_file, norm: str) -> Classifier:
     model = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "i3d_r50.yaml"))
     norm_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "norm" / f"{norm}.yaml"))
     module = VideoClassifier(model=model, norm=norm_cfg, optim={}, num_classes=len(classes),
-                             batch_size_per_device=1, mean=NONLOCAL_SETTINGS["mean"], std=NONLOCAL_SETTINGS["std"])
+                             batch_size_per_device=1, mean=NONLOCAL_SETTINGS["mean"],
+                             std=NONLOCAL_SETTINGS["std"])
     load_caffe2(module.net, path, inflate=False, include_head=True)
     settings = {**NONLOCAL_SETTINGS, "classes": classes, "model": model, "norm": norm_cfg,
                 "num_classes": len(classes)}

@@ -47,7 +47,8 @@ def merge_rank_files(run_dir: str | Path, paths: list[str], classes: list[str]) 
     for index in sorted(rows):
         r = rows[index]
         label = int(r["label"])
-        row = {"path": paths[index], "label": label, "label_name": classes[label] if 0 <= label < len(classes) else ""}
+        row = {"path": paths[index], "label": label,
+               "label_name": classes[label] if 0 <= label < len(classes) else ""}
         for k in range(1, TOP + 1):
             if r.get(f"top{k}_index") in ("", None):
                 continue

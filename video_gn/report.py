@@ -362,7 +362,8 @@ def plot_per_class(per_class: dict[str, float], path: Path, max_bars: int = 60) 
     ax.set_yticks(range(len(ranked)), [k for k, _ in ranked], fontsize=7)
     ax.set_xlim(0, 100)
     ax.set_xlabel("top-1 (%)")
-    title = f"Per-class top-1, mean {100 * np.mean(list(per_class.values())):.1f}% over {len(per_class)} classes"
+    mean = 100 * np.mean(list(per_class.values()))
+    title = f"Per-class top-1, mean {mean:.1f}% over {len(per_class)} classes"
     ax.set_title(title + (" (worst and best 30)" if len(per_class) > max_bars else ""), fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -90,11 +90,8 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
         if saved.get("num_classes") != cfg.data.num_classes:
             raise ConfigError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
                              f"data.num_classes={cfg.data.num_classes}")
-        # The checkpoint holds the weights: its start-up files need not exist any more.
-        module = VideoClassifier(**{**saved, "model": {**saved["model"], "pretrained_2d": None,
-                                                       "pretrained_3d": None}})
-        module.load_state_dict(checkpoint["state_dict"])
-        return module, {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path)}
+        init = {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path)}
+        return VideoClassifier.from_checkpoint(checkpoint), init
     if not cfg.model.get("pretrained_3d"):
         raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
                          "ours) or model.pretrained_3d=PATH (an imported I3D model)")
