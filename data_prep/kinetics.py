@@ -31,6 +31,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import av
 from tqdm import tqdm
 
 from data_prep.annotations import YOUTUBE_ID, AnnotationError, BadRow, Row, class_names, read_annotations
@@ -225,11 +226,17 @@ def _source_signature(path: Path) -> list:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def _usable_prepared_clip(path: Path):
+def _usable_prepared_clip(path: Path, verify: bool = False):
     """The ClipInfo of a clip an earlier run finished, or None if it was damaged since (our MP4s
-    keep their index at the end: a clip cut short or overwritten no longer opens)."""
+    keep their index at the end: a clip cut short or overwritten no longer opens). ``verify``
+    decodes it end to end as well, to find damage inside that the header does not show."""
     try:
         info = probe_clip(path)
+        if verify:
+            with av.open(str(path)) as container:
+                decoded = sum(1 for _ in container.decode(video=0))
+            if decoded != info.num_frames:
+                return None
     except Exception:
         return None
     return info if info.num_frames > 0 and info.fps > 0 else None
@@ -261,7 +268,7 @@ def shard_dir(out: Path, shard: tuple[int, int]) -> Path:
 
 def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings, workers: int = 1,
             dry_run: bool = False, progress: bool = True, retry_failed: bool = False,
-            replace_split: bool = False, shard: tuple[int, int] | None = None) -> dict:
+            replace_split: bool = False, shard: tuple[int, int] | None = None, verify: bool = False) -> dict:
     """Runs the whole preparation; returns this run's report (``prep_report.json`` keeps one section
     per split, so preparing val after train keeps train's).
 
@@ -284,18 +291,18 @@ def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings
     state = shard_dir(out, shard) if shard else out
     if dry_run:
         return _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
-                     replace_split)
+                     replace_split, verify)
     check_output_folder(out)
     state.mkdir(parents=True, exist_ok=True)
     with OutputLock(state):
         _remove_stale_temporaries(out, {r.clip_stem for r in rows} if shard else None)
         plan = _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
-                     replace_split)
+                     replace_split, verify)
         return _execute(plan, out, state, settings, workers, progress, own_stems=shard is not None)
 
 
 def _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
-          replace_split) -> dict:
+          replace_split, verify=False) -> dict:
     """What the run will do: rows already done, rows to encode, rows that fail without trying."""
     report = read_report(state)
     for split in sorted({r.split for r in rows}):
@@ -314,7 +321,7 @@ def _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retr
         seen.add(row.key)
         rel = f"{row.split}/{row.clip_stem}.mp4"
         if (out / rel).is_file():
-            info = _usable_prepared_clip(out / rel)
+            info = _usable_prepared_clip(out / rel, verify)
             if info is not None:
                 done[row.key] = (row, rel, info)
                 continue
@@ -511,6 +518,8 @@ def main(argv=None) -> int:
     p.add_argument("--keep-short", action="store_true",
                    help="keep such clips (listed as 'short' in the report) instead of reporting them")
     p.add_argument("--dry-run", action="store_true", help="count what would be done; write nothing")
+    p.add_argument("--verify", action="store_true",
+                   help="decode every finished clip end to end (slow): damage inside a clip is redone too")
     p.add_argument("--retry-failed", action="store_true",
                    help="try again rows that failed in an earlier run although their source is unchanged")
     p.add_argument("--replace-split", action="store_true",
@@ -549,7 +558,8 @@ def main(argv=None) -> int:
     try:
         shard = parse_shard(args.shard) if args.shard else None
         report = prepare(args.annotations, args.videos, args.out, settings, args.workers, args.dry_run,
-                         retry_failed=args.retry_failed, replace_split=args.replace_split, shard=shard)
+                         retry_failed=args.retry_failed, replace_split=args.replace_split, shard=shard,
+                         verify=args.verify)
     except (AnnotationError, PrepError) as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)

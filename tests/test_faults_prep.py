@@ -412,3 +412,61 @@ def test_unusable_out_or_videos_is_one_clear_line(testdata, tmp_path, what, mess
     assert proc.stderr.strip() == "error: " + message.format(out=out, videos=videos) + (
         ": Read-only file system" if what == "out_read_only" and os.geteuid() == 0 else
         ": Permission denied" if what == "out_read_only" else "")
+
+
+def test_verify_finds_damage_inside_a_clip_that_the_header_does_not_show(testdata, tmp_path):
+    ann, videos, rows = twelve_rows(testdata, tmp_path, 2)
+    out = tmp_path / "out"
+    prepare(ann, videos, out, EncodeSettings(), workers=1, progress=False)
+    clip = sorted((out / "val").glob("*.mp4"))[0]
+    data = bytearray(clip.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 20000] = bytes(20000)  # zeros inside the frames; the index at the end intact
+    clip.write_bytes(data)
+    assert prepare(ann, videos, out, EncodeSettings(), progress=False)["counts"]["damaged_redone"] == 0
+    report = prepare(ann, videos, out, EncodeSettings(), progress=False, verify=True)
+    assert report["counts"]["damaged_redone"] == 1
+    with av.open(str(clip)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 280
+
+
+def test_unreadable_source_is_reported_and_retried_next_run(testdata, tmp_path, monkeypatch):
+    """No read permission on a download (root here ignores permission bits: simulated where PyAV
+    opens the file). The row is reported, not remembered as bad: the next run tries it again."""
+    import data_prep.encode as encode
+
+    ann, videos, rows = twelve_rows(testdata, tmp_path, 2)
+    locked = str(videos / f"{rows[0].clip_stem}.mp4")
+    real_open = encode.av.open
+
+    def open_as_without_permission(path, *a, **kw):
+        if str(path) == locked:
+            raise av.error.PermissionError(errno.EACCES, os.strerror(errno.EACCES), locked)
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(encode.av, "open", open_as_without_permission)
+    out = tmp_path / "out"
+    report = prepare(ann, videos, out, EncodeSettings(), workers=1, progress=False)
+    (failed,) = report["failed"]
+    assert failed["reason"] == "unreadable_source" and "Permission denied" in failed["detail"]
+    monkeypatch.setattr(encode.av, "open", real_open)  # permissions fixed
+    assert prepare(ann, videos, out, EncodeSettings(), workers=1, progress=False)["counts"]["prepared"] == 2
+
+
+def test_full_disk_while_writing_the_manifest_keeps_the_old_one(testdata, tmp_path, monkeypatch):
+    import video_gn.io as vio
+
+    ann, videos, rows = twelve_rows(testdata, tmp_path, 2)
+    out = tmp_path / "out"
+    prepare(ann, videos, out, EncodeSettings(), workers=1, progress=False)
+    before = (out / "val.csv").read_bytes()
+    real_replace = vio.os.replace
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(vio.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        prepare(ann, videos, out, EncodeSettings(keep_short=True), workers=1, progress=False)
+    monkeypatch.setattr(vio.os, "replace", real_replace)
+    assert (out / "val.csv").read_bytes() == before and not list(out.rglob(".*tmp*"))
