@@ -201,3 +201,18 @@ def test_readme_mlflow_logger_writes_a_local_store(user_dir):
     assert run.data.metrics["results/test_top1"] == pytest.approx(results["test_top1"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "results.json" in artifacts
+
+
+def test_a_logger_without_its_package_is_explained():
+    """Lightning's own words when `logger=wandb` runs without wandb installed, as Hydra wraps them."""
+    from hydra.errors import InstantiationException
+
+    from video_gn.overrides import explain
+
+    error = InstantiationException(
+        "Error in call to target 'lightning.pytorch.loggers.wandb.WandbLogger':\nModuleNotFoundError(\""
+        "Requirement 'wandb>=0.12.10' not met. HINT: Try running `pip install -U 'wandb>=0.12.10'`\")\n"
+        "full_key: logger.wandb")
+    assert explain(error, ["logger=wandb"]).startswith(
+        "lightning.pytorch.loggers.wandb.WandbLogger needs a package that is not installed")
+    assert explain(error, ["logger=wandb"]).endswith("pip install -e '.[loggers]'")

@@ -77,6 +77,11 @@ def explain(error: Exception, overrides: list[str]) -> str | None:
                or re.search(r"Key '([^']+)' is not in struct", text))
     if isinstance(error, ConfigCompositionException) and unknown:
         return explain_unknown_key(unknown.group(1), overrides)
+    absent = re.search(r"Error in call to target '([^']+)':\s*ModuleNotFoundError\((.*)", text)
+    if absent:  # e.g. logger=wandb without the wandb package
+        why = absent.group(2).rstrip(")")[:200]
+        return (f"{absent.group(1)} needs a package that is not installed ({why}); the loggers' "
+                "packages: pip install -e '.[loggers]'")
     missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
     if isinstance(error, MissingConfigException) and missing:
         group, option = missing.groups()
