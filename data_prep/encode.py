@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from video_gn.data.decode import decoded_frames, display_quarter_turns
 from video_gn.io import written_atomically
 
 
@@ -51,30 +52,6 @@ class ClipInfo:
     height: int
     bad_packets: int = 0  # undecodable packets skipped (the clip kept what survived)
     short: str = ""  # why the clip is shorter than its annotated segment (kept with keep_short)
-
-
-def decoded_frames(container, stream, start: float | None = None, end: float | None = None):
-    """Frames of ``stream`` in [start, end) seconds; undecodable packets are skipped and counted.
-
-    Yields ``(frame, bad_packets_so_far)``.
-    """
-    tb = stream.time_base
-    if start:
-        container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
-    bad = 0
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            bad += 1
-            continue
-        for frame in frames:
-            t = float(frame.pts * tb) if frame.pts is not None else None
-            if t is not None and start is not None and t < start:
-                continue
-            if t is not None and end is not None and t >= end:
-                return
-            yield frame, bad
 
 
 def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -217,7 +194,7 @@ def _transcode(container, stream, tmp: Path, settings: EncodeSettings, start, en
     try:
         # `bad` keeps the last count after the loop: the report says how many packets were skipped.
         for frame, bad in decoded_frames(container, stream, start, end):  # noqa: B007
-            quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+            quarter_turns = display_quarter_turns(frame)
             if out is None:
                 w, h = (frame.width, frame.height) if quarter_turns % 2 == 0 else (frame.height, frame.width)
                 out, video = open_h264(tmp, *output_size(w, h, settings.short_side), rate, settings)

@@ -290,8 +290,9 @@ def prepare(annotations: Path, videos: Path, out: Path, settings: EncodeSettings
         rows = [r for r in rows if in_shard(r, shard)]
     state = shard_dir(out, shard) if shard else out
     if dry_run:
-        return _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
+        plan = _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retry_failed,
                      replace_split, verify)
+        return {"dry_run": True, "counts": plan["counts"], "classes": len(names), "bad_rows": bad_rows}
     check_output_folder(out)
     state.mkdir(parents=True, exist_ok=True)
     with OutputLock(state):
@@ -339,7 +340,7 @@ def _plan(annotations, videos, out, state, rows, names, bad_rows, settings, retr
               "failed_before": sum("source" in f for f in failed)}
     return {"annotations": annotations, "videos": videos, "rows": rows, "bad_rows": bad_rows,
             "names": names, "report": report, "jobs": jobs, "done": done, "failed": failed,
-            "redone": redone, "counts": counts, "dry_run": True, "classes": len(names)}
+            "redone": redone, "counts": counts}
 
 
 def _by_key(entries: list[dict]) -> list[dict]:
@@ -454,11 +455,9 @@ def merge_shards(out: Path) -> dict:
             for d in dirs:
                 if (d / f"missing_{split}.csv").is_file():
                     with (d / f"missing_{split}.csv").open(newline="") as f:
-                        missing += list(csv.reader(f))[1:]
-            buffer = io.StringIO(newline="")
-            missing.sort(key=lambda m: (m[0], float(m[1])))
-            csv.writer(buffer).writerows([MISSING_COLUMNS, *missing])
-            atomic_write_text(out / f"missing_{split}.csv", buffer.getvalue())
+                        missing += list(csv.DictReader(f))
+            missing.sort(key=lambda m: (m["youtube_id"], float(m["time_start"]), float(m["time_end"])))
+            write_missing(out, split, missing)
             section = {k: _by_key([e for s in sections for e in s.get(k, [])])
                        for k in ("failed", "partial", "short")}
             counts = {k: sum(s["counts"][k] for s in sections)

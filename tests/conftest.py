@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from omegaconf import open_dict
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 TESTDATA = REPO.parent / "shared" / "testdata"
+# Where CLI tests start commands: an empty folder, as a user's would be (never the repository).
+USER_DIR = Path(tempfile.mkdtemp(prefix="video_gn_user_"))
 
 # Overrides that shrink a run to seconds on the tiny dataset below (none changes what is computed).
 TINY = ["data.num_classes=3", "data.frames_per_clip=4", "data.frame_stride=2", "data.crop_size=24",

@@ -216,3 +216,26 @@ def test_a_logger_without_its_package_is_explained():
     assert explain(error, ["logger=wandb"]).startswith(
         "lightning.pytorch.loggers.wandb.WandbLogger needs a package that is not installed")
     assert explain(error, ["logger=wandb"]).endswith("pip install -e '.[loggers]'")
+
+
+def test_readme_default_run_then_predict_and_report_as_typed(user_dir):
+    """README set-up: `python run.py`, its last line, then `python -m video_gn.predict
+    logs/runs/<time>/checkpoints/last.ckpt data/synthetic/test/<clip> --topk 3` and
+    `python -m video_gn.report logs/runs/<time>`, all from the folder the run started in."""
+    proc = run_py(user_dir, *SHRINK, "data.batch_size_per_device=2", "trainer.max_epochs=1")
+    (run_dir,) = (user_dir / "logs" / "runs").iterdir()
+    last_line = proc.stdout.strip().splitlines()[-1]
+    assert last_line.startswith("Test top-1 ") and "%, top-5 " in last_line and "mean class top-1" in last_line
+    run = run_dir.relative_to(user_dir)
+    clip = sorted((user_dir / "data" / "synthetic" / "test").iterdir())[0].relative_to(user_dir)
+    predicted = subprocess.run([sys.executable, "-m", "video_gn.predict", f"{run}/checkpoints/last.ckpt",
+                                str(clip), "--topk", "3"], cwd=user_dir, env=user_env(), capture_output=True,
+                               text=True)
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.splitlines()
+    assert lines[0] == str(clip) and [line.split(".")[0].strip() for line in lines[1:]] == ["1", "2", "3"]
+    report = subprocess.run([sys.executable, "-m", "video_gn.report", str(run)], cwd=user_dir, env=user_env(),
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert (run_dir / "report" / "confusion_matrix.png").is_file()
+    assert (run_dir / "report" / "per_class_top1.png").is_file()

@@ -11,7 +11,7 @@ import time
 
 import av
 import pytest
-from conftest import REPO
+from conftest import USER_DIR
 
 from data_prep.annotations import read_annotations
 from data_prep.encode import EncodeSettings, encode_clip, probe_clip
@@ -131,7 +131,7 @@ def test_cli_malformed_annotation_exits_with_location(tmp_path):
     (tmp_path / "dl").mkdir()
     r = subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--annotations", str(bad),
                         "--videos", str(tmp_path / "dl"), "--out", str(tmp_path / "out")],
-                       cwd=REPO, capture_output=True, text=True)
+                       cwd=USER_DIR, capture_output=True, text=True)
     # The bad row is reported with its place; with no usable row left, that is the error.
     assert r.returncode == 2 and "bad.csv:2: time_start 'x' is not a number" in r.stderr
 
@@ -154,7 +154,7 @@ def test_interrupted_run_leaves_no_half_written_clip(testdata, tmp_path):
     def finished_clips():
         return list((out / "val").glob("[!.]*.mp4")) if (out / "val").is_dir() else []
 
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=USER_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
     while not finished_clips() and time.time() < deadline:
@@ -168,7 +168,7 @@ def test_interrupted_run_leaves_no_half_written_clip(testdata, tmp_path):
         with av.open(str(clip)) as c:
             assert sum(1 for _ in c.decode(video=0)) == probe_clip(clip).num_frames == 280
 
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=USER_DIR, check=True, capture_output=True)
     manifest = read_manifest(out, "val")
     assert len(manifest) == 12 and all(r.num_frames == 280 for r in manifest)
     assert not list((out / "val").glob(".*tmp*"))
@@ -190,7 +190,7 @@ def test_sharded_prep_then_merge_equals_one_prep(testdata, tmp_path):
 
     def cli(out, *extra):
         subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--annotations", str(ann), "--videos",
-                        str(videos), "--out", str(out), "--workers", "1", *extra], cwd=REPO, check=True,
+                        str(videos), "--out", str(out), "--workers", "1", *extra], cwd=USER_DIR, check=True,
                        capture_output=True)
 
     cli(tmp_path / "one")
@@ -199,7 +199,7 @@ def test_sharded_prep_then_merge_equals_one_prep(testdata, tmp_path):
         cli(sharded, "--shard", f"{k}/3")
     assert not (sharded / "val.csv").exists()  # nothing final before the merge
     merge = subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--out", str(sharded), "--merge"],
-                           cwd=REPO, capture_output=True, text=True)
+                           cwd=USER_DIR, capture_output=True, text=True)
     assert merge.returncode == 0, merge.stderr
     shard_sizes = [len(read_manifest(sharded / "shards" / f"{k}-of-3", "val")) for k in (1, 2, 3)]
     assert sum(shard_sizes) == 5 and max(shard_sizes) < 5  # really split
@@ -216,5 +216,5 @@ def test_merge_refuses_an_unfinished_set_of_shards(tmp_path):
     (tmp_path / "out" / "shards" / "1-of-3").mkdir(parents=True)
     (tmp_path / "out" / "shards" / "1-of-3" / "prep_report.json").write_text('{"splits": {}, "bad_rows": {}}')
     proc = subprocess.run([sys.executable, "-m", "data_prep.kinetics", "--out", str(tmp_path / "out"), "--merge"],
-                          cwd=REPO, capture_output=True, text=True)
+                          cwd=USER_DIR, capture_output=True, text=True)
     assert proc.returncode == 2 and "shards 2, 3 of 3 have not finished" in proc.stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import REPO
+from conftest import USER_DIR
 
 from data_prep.annotations import AnnotationError, read_annotations
 from data_prep.encode import EncodeSettings, probe_clip
@@ -33,7 +33,7 @@ DEMO = "videos/mmaction2__demo_demo.mp4"  # a real K400 clip: 280 frames, 10.0 s
 
 
 def prep_cli(*args, check=False, **kw):
-    return subprocess.run([sys.executable, "-m", "data_prep.kinetics", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "data_prep.kinetics", *map(str, args)], cwd=USER_DIR,
                           capture_output=True, text=True, check=check, **kw)
 
 
@@ -334,7 +334,7 @@ def group_processes(pgid: int) -> list[int]:
 
 
 def start_prep_and_wait_for_work(cmd, out):
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, cwd=USER_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
     while not list(out.glob("val/.*.tmp*.mp4")) and time.time() < deadline:
@@ -366,7 +366,7 @@ def test_stopping_the_prep_leaves_no_workers_and_no_half_written_files(testdata,
         assert "rerun the same command to continue" in stderr and "Traceback" not in stderr
     for clip in out.glob("val/*.mp4"):  # anything under a final name is complete
         assert probe_clip(clip).num_frames == 280
-    assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
+    assert subprocess.run(cmd, cwd=USER_DIR, capture_output=True).returncode == 0
     assert len(read_manifest(out, "val")) == 12
 
 
@@ -376,7 +376,7 @@ def test_a_second_prep_into_the_same_out_fails_clearly_and_the_first_finishes(te
     cmd = [sys.executable, "-m", "data_prep.kinetics", "--annotations", str(ann), "--videos", str(videos),
            "--out", str(out), "--workers", "1"]
     first = start_prep_and_wait_for_work(cmd, out)
-    second = no_traceback(subprocess.run(cmd, cwd=REPO, capture_output=True, text=True))
+    second = no_traceback(subprocess.run(cmd, cwd=USER_DIR, capture_output=True, text=True))
     assert second.returncode == 2 and f"another preparation (pid {first.pid}) is writing into {out}" in second.stderr
     assert first.wait(timeout=120) == 0
     assert len(read_manifest(out, "val")) == 6

@@ -116,11 +116,12 @@ def test_config_value_out_of_range_names_key_and_range(data, tmp_path, overrides
     assert message in str(err.value)
 
 
-def test_every_shipped_config_passes_the_checks():
-    for experiment in sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")):
-        cfg = compose_config([f"experiment={experiment}", "model.init=scratch"])
-        check_config(cfg)
-    check_config(compose_config([]))
+def test_every_shipped_config_passes_the_checks_and_each_is_checked():
+    experiments = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+    for overrides in [[f"experiment={e}", "model.init=scratch"] for e in experiments] + [[]]:
+        check_config(compose_config(overrides))
+        with pytest.raises(ConfigError, match="data.crop_size=999 is larger than"):  # and it checks
+            check_config(compose_config([*overrides, "data.crop_size=999"]))
 
 
 def run_py(cwd, *args):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY, compose_config
+from conftest import TINY, compose_config
 
 from video_gn.data.dataset import ClipSettings, VideoClipDataset
 from video_gn.data.manifest import read_classes, read_manifest
@@ -48,9 +49,10 @@ def reference_probabilities(ckpt: Path, root: Path) -> dict[str, np.ndarray]:
 
 
 def predict_cli(cwd, *args):
+    """As a user types it, from ``cwd``, in the user's environment."""
+    env = {k: v for k, v in os.environ.items() if k != "PROJECT_ROOT"}
     return subprocess.run([sys.executable, "-m", "video_gn.predict", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_checkpoint_alone_predicts_like_the_test(trained, tmp_path):
@@ -132,12 +134,13 @@ def test_predictions_csv_per_class_results_and_confusion_matrix(trained, tmp_pat
         assert results["per_class_top1"][name] == pytest.approx(np.mean(mine))
     assert results["mean_class_top1"] == pytest.approx(np.mean(list(results["per_class_top1"].values())))
 
-    proc = subprocess.run([sys.executable, "-m", "video_gn.report", str(run), "--out", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True)
+    # README: `python -m video_gn.report logs/runs/<time>` -> <run>/report/
+    proc = subprocess.run([sys.executable, "-m", "video_gn.report", str(run)], cwd=tmp_path,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "confusion_matrix.png").stat().st_size > 5000
-    assert (tmp_path / "per_class_top1.png").stat().st_size > 5000
-    with (tmp_path / "confused_pairs.csv").open() as f:
+    assert (run / "report" / "confusion_matrix.png").stat().st_size > 5000
+    assert (run / "report" / "per_class_top1.png").stat().st_size > 5000
+    with (run / "report" / "confused_pairs.csv").open() as f:
         pairs = {(p["true"], p["predicted"]): int(p["videos"]) for p in csv.DictReader(f)}
     counted = {}
     for r in rows:

@@ -32,12 +32,7 @@ class KeepingExperimentWriter(ExperimentWriter):
         first = min(int(m["step"]) for m in self.metrics)
         rows = [r for r in self._earlier if int(float(r["step"])) < first] + self.metrics
         self._earlier, self.metrics = None, []
-        self.metrics_keys = sorted(set().union(*rows))
-        buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.metrics_file_path, buffer.getvalue())
+        self._write_all(rows, set())
 
 
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
@@ -46,7 +41,11 @@ class KeepingExperimentWriter(ExperimentWriter):
         with self._fs.open(self.metrics_file_path, "r", newline="") as f:
             reader = csv.DictReader(f)
             rows = list(reader)
-            self.metrics_keys = sorted(set(fieldnames) | set(reader.fieldnames or []))
+        self._write_all(rows, set(fieldnames) | set(reader.fieldnames or []))
+
+    def _write_all(self, rows: list[dict], keys: set[str]) -> None:
+        """``metrics.csv`` rewritten atomically with every column of ``rows`` and ``keys``."""
+        self.metrics_keys = sorted(keys.union(*rows))
         buffer = io.StringIO(newline="")
         writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
         writer.writeheader()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .data import sampling, transforms
+from .data.decode import decoded_frames, display_quarter_turns
 from .lit_module import INFERENCE_KEY, VideoClassifier
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -71,9 +72,9 @@ def load_classifier(path: str | Path, classes_file: str | Path | None = None, no
     return Classifier(module.eval(), settings, str(path))
 
 
-def _read_classes(path, expected: int) -> list[str]:
+def _read_classes(path, expected: int | None = None) -> list[str]:
     classes = [c for c in Path(path).read_text(encoding="utf-8").splitlines() if c.strip()]
-    if len(classes) != expected:
+    if expected is not None and len(classes) != expected:
         raise ValueError(f"--classes {path} lists {len(classes)} classes; the network has {expected} outputs")
     return classes
 
@@ -86,7 +87,7 @@ def _load_nonlocal_release(path: Path, classes_file, norm: str) -> Classifier:
     if not classes_file:
         raise ValueError(f"{path} is a Caffe2 pickle without class names: give --classes FILE (for "
                          "Kinetics-400 the official label map, 400 names one per line)")
-    classes = [c for c in Path(classes_file).read_text(encoding="utf-8").splitlines() if c.strip()]
+    classes = _read_classes(classes_file)
     model = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "i3d_r50.yaml"))
     norm_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "norm" / f"{norm}.yaml"))
     module = VideoClassifier(model=model, norm=norm_cfg, optim={}, num_classes=len(classes),
@@ -96,18 +97,6 @@ def _load_nonlocal_release(path: Path, classes_file, norm: str) -> Classifier:
     settings = {**NONLOCAL_SETTINGS, "classes": classes, "model": model, "norm": norm_cfg,
                 "num_classes": len(classes)}
     return Classifier(module.eval(), settings, str(path))
-
-
-def _decoded(container, stream):
-    """Frames in decoding order; packets that do not decode are skipped (as data_prep does)."""
-    import av
-
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            continue
-        yield from frames
 
 
 def read_video(path: str | Path, indices: list[int] | None, short_side: int) -> np.ndarray | int:
@@ -122,9 +111,9 @@ def read_video(path: str | Path, indices: list[int] | None, short_side: int) -> 
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if indices is None:
-                return sum(1 for _ in _decoded(container, stream))
+                return sum(1 for _ in decoded_frames(container, stream))
             wanted, kept = set(indices), {}
-            for i, frame in enumerate(_decoded(container, stream)):
+            for i, (frame, _) in enumerate(decoded_frames(container, stream)):
                 if i in wanted:
                     kept[i] = _display_frame(frame, short_side)
                     if len(kept) == len(wanted):
@@ -138,7 +127,7 @@ def _display_frame(frame, short_side: int) -> np.ndarray:
     import av
 
     rgb = frame.to_ndarray(format="rgb24")
-    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    turns = display_quarter_turns(frame)
     if turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     h, w = rgb.shape[:2]

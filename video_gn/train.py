@@ -48,14 +48,18 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     if cfg.get("ckpt_path"):
         if not Path(cfg.ckpt_path).is_file():
             raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return readable_checkpoint(Path(cfg.ckpt_path), "ckpt_path")
+        load_checkpoint(Path(cfg.ckpt_path), "ckpt_path")
+        return str(cfg.ckpt_path)
     last = output_dir / "checkpoints" / "last.ckpt"
-    return readable_checkpoint(last, "the run folder's") if last.is_file() else None
+    if not last.is_file():
+        return None
+    load_checkpoint(last, "the run folder's")
+    return str(last)
 
 
-def readable_checkpoint(path: Path, named_by: str) -> str:
-    """``path`` if it loads; else a clear error *before* the run writes anything (a damaged
-    ``last.ckpt`` used to surface as an unpickling traceback after the loggers had started)."""
+def load_checkpoint(path: Path, named_by: str) -> dict:
+    """The checkpoint at ``path`` (memory-mapped); a damaged one is a clear error *before* the run
+    writes anything (it used to surface as an unpickling traceback after the loggers had started)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
@@ -65,7 +69,7 @@ def readable_checkpoint(path: Path, named_by: str) -> str:
             f"{named_by} checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}); "
             "nothing was changed. Move it away to start this run over, or resume from another "
             "checkpoint with ckpt_path=PATH") from None
-    return str(path)
+    return checkpoint
 
 
 def build_module(cfg: DictConfig) -> VideoClassifier:
@@ -84,8 +88,7 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        readable_checkpoint(path, "ckpt_path")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(path, "ckpt_path")
         saved = checkpoint.get("hyper_parameters", {})
         if saved.get("num_classes") != cfg.data.num_classes:
             raise ConfigError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
@@ -212,7 +215,7 @@ def test_predictions(output_dir: Path, datamodule) -> dict:
     """Merges the ranks' per-video rows into ``predictions.csv``; per-class top-1 and the mean class
     accuracy (what Kinetics papers also report) for results.json."""
     records = datamodule.records.get("test") or datamodule.usable_records("test")
-    classes = datamodule.inference_settings()["classes"] or read_classes(datamodule.root)
+    classes = getattr(datamodule, "classes", None) or read_classes(datamodule.root)
     rows = merge_rank_files(output_dir, [r.path for r in records], classes)
     per_class = per_class_top1(rows, classes) if rows else {}
     return {"predictions_file": "predictions.csv" if rows else None,

@@ -89,3 +89,36 @@ def _read_pyav(path: str, indices: Sequence[int]) -> np.ndarray:
         raise DecodeError(path, f"{len(missing)} of {len(wanted)} frames not decodable "
                                 f"(first missing index {missing[0]})")
     return np.stack([frames[i] for i in indices])
+
+
+def decoded_frames(container, stream, start: float | None = None, end: float | None = None):
+    """Frames of ``stream`` (a PyAV container's), in [start, end) seconds if given; undecodable
+    packets are skipped and counted. Decoding in order counts frames exactly, whatever the container
+    says (prep trims and re-encodes with it; ``video_gn.predict`` reads any video with it).
+
+    Yields ``(frame, bad_packets_so_far)``.
+    """
+    from av.error import InvalidDataError
+
+    tb = stream.time_base
+    if start:
+        container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
+    bad = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except InvalidDataError:
+            bad += 1
+            continue
+        for frame in frames:
+            t = float(frame.pts * tb) if frame.pts is not None else None
+            if t is not None and start is not None and t < start:
+                continue
+            if t is not None and end is not None and t >= end:
+                return
+            yield frame, bad
+
+
+def display_quarter_turns(frame) -> int:
+    """Quarter turns (``np.rot90``'s k) that show a PyAV frame upright (its display rotation)."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
