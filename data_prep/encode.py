@@ -39,9 +39,11 @@ class EncodeSettings:
     # x264's fastdecode (no CABAC, no deblocking): measured 1.6x faster clip decoding for +13% bytes.
     tune: str = "fastdecode"
     min_frames: int = 8
-    # A clip decoding to less than this fraction of its annotated segment was cut short (truncated).
-    min_fraction: float = 0.8
-    keep_short: bool = False  # keep such clips (listed as "short" in the report) instead
+    # Opt-in: drop a complete clip that holds less than this fraction of its annotated segment
+    # (reason shorter_than_window). None keeps every complete clip, listed as "short" when it holds
+    # less than its window: real Kinetics clips often do (PySlowFast, mmaction2 use them as they are).
+    min_fraction: float | None = None
+    keep_short: bool = False  # keep what decoded of a truncated download (listed as "short") instead
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,12 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
                 expected_seconds: float | None = None) -> ClipInfo:
     """Re-encodes ``src`` (optionally the window [start, end) s) to ``dst`` atomically.
 
-    ``expected_seconds`` (the annotated segment): a clip that decodes to less than
-    ``settings.min_fraction`` of it is a download cut short, raised as ``truncated`` (kept and
-    marked ``short`` with ``settings.keep_short``). Raises :class:`UnusableVideo` for anything wrong
-    with the source and :class:`OutputFault` when the clip cannot be written.
+    A clip is ``truncated`` only when the file shows it was cut: it decodes to clearly less than its
+    own header claims (a "faststart" MP4 cut short), or its index never arrived (kept, marked
+    ``short``, with ``settings.keep_short``). A complete clip shorter than ``expected_seconds`` (the
+    annotated segment) is kept and marked ``short`` (dropped as ``shorter_than_window`` below
+    ``settings.min_fraction``, if set). Raises :class:`UnusableVideo` for anything wrong with the
+    source and :class:`OutputFault` when the clip cannot be written.
     """
     src, dst = Path(src), Path(dst)
     try:
@@ -98,9 +102,10 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
         with written_atomically(dst) as tmp:
             if not container.streams.video:
                 raise UnusableVideo("undecodable", f"{src}: no video stream")
-            info = _transcode(container, container.streams.video[0], tmp, settings, start, end)
-            if expected_seconds:
-                info = _check_duration(src, info, expected_seconds, settings)
+            stream = container.streams.video[0]
+            claimed = claimed_seconds(container, stream, start, end)
+            info = _transcode(container, stream, tmp, settings, start, end)
+            info = _check_duration(src, info, claimed, expected_seconds, settings)
     except (UnusableVideo, OutputFault):
         raise
     except OSError as e:
@@ -140,17 +145,47 @@ def mp4_cut_short(path: Path) -> str:
     return "" if "moov" in boxes else "no moov index"
 
 
-def _check_duration(src: Path, info: ClipInfo, expected_seconds: float,
+# A file decoding to less than this fraction of what its own header claims was cut short. (Headers
+# round, audio can outlast video by a little, the last GOP may not decode: a small shortfall is not
+# a cut.)
+CLAIMED_FRACTION = 0.9
+
+
+def claimed_seconds(container, stream, start: float | None, end: float | None) -> float | None:
+    """How long the file says its video (or the window [start, end) of it) is: the stream's
+    duration, else the container's, else frames / rate; None when it makes no claim (a WebM without
+    duration)."""
+    total = None
+    if stream.duration and stream.time_base:
+        total = float(stream.duration * stream.time_base)
+    elif container.duration:
+        total = container.duration / av.time_base
+    elif stream.frames and stream.average_rate:
+        total = stream.frames / float(stream.average_rate)
+    if total is None:
+        return None
+    return max(0.0, min(total, end if end is not None else total) - (start or 0.0))
+
+
+def _check_duration(src: Path, info: ClipInfo, claimed: float | None, expected_seconds: float | None,
                     settings: EncodeSettings) -> ClipInfo:
-    """What decoded against the annotated segment (a "faststart" MP4 cut short still claims its
-    full duration in the header: only decoding tells)."""
+    """What decoded against what the file claims (a "faststart" MP4 cut short still claims its full
+    duration in its header: only decoding tells) and against the annotated segment."""
     decoded = info.num_frames / info.fps
-    if decoded >= settings.min_fraction * expected_seconds:
+    cut = mp4_cut_short(src)
+    if cut or (claimed is not None and decoded < CLAIMED_FRACTION * claimed):
+        detail = (f"{src}: {decoded:.2f} s decoded of the {claimed:.2f} s its header claims"
+                  if claimed is not None else f"{src}: {decoded:.2f} s decoded")
+        detail += f" ({cut})" if cut else ""
+        if not settings.keep_short:
+            raise UnusableVideo("truncated", detail + ": the download was cut short")
+        return replace(info, short=detail)
+    if not expected_seconds or decoded >= expected_seconds - 1 / info.fps:
         return info
-    detail = (f"{src}: {decoded:.2f} s decoded of the annotated {expected_seconds:g} s "
-              f"(< {settings.min_fraction:g} of it)")
-    if not settings.keep_short:
-        raise UnusableVideo("truncated", detail)
+    detail = (f"{src}: a complete clip of {decoded:.2f} s ({info.num_frames} frames), shorter than its "
+              f"annotated {expected_seconds:g} s")
+    if settings.min_fraction is not None and decoded < settings.min_fraction * expected_seconds:
+        raise UnusableVideo("shorter_than_window", f"{detail} (< --min-fraction {settings.min_fraction:g})")
     return replace(info, short=detail)
 
 

@@ -193,7 +193,7 @@ def read_report(out: Path) -> dict:
 
 def _remembered(report: dict, section: str, settings: EncodeSettings | None = None) -> dict[tuple, dict]:
     """Entries of every split's ``failed`` or ``partial``/``short`` list, keyed by row key (with
-    ``settings``: only from runs with the same settings, which decide too_short and truncated)."""
+    ``settings``: only from runs with the same settings, which decide too_short, truncated and shorter_than_window)."""
     entries = [e for s in report["splits"].values() for e in s.get(section, [])
                if settings is None or s.get("settings") == vars(settings)]
     return {(f["youtube_id"], f["time_start"], f["time_end"]): f for f in entries}
@@ -511,11 +511,13 @@ def main(argv=None) -> int:
     p.add_argument("--tune", default=EncodeSettings.tune, help="x264 tune (fastdecode: faster loading)")
     p.add_argument("--min-frames", type=int, default=EncodeSettings.min_frames,
                    help="fewer decodable frames than this: reported as too_short")
-    p.add_argument("--min-fraction", type=float, default=EncodeSettings.min_fraction,
-                   help="a clip decoding to less than this fraction of its annotated segment is "
-                        "reported as truncated (default %(default)s)")
+    p.add_argument("--min-fraction", type=float, default=None,
+                   help="opt-in: drop complete clips holding less than this fraction of their annotated "
+                        "segment (reason shorter_than_window); by default they are kept and listed as "
+                        "'short', as real Kinetics clips often are shorter than 10 s")
     p.add_argument("--keep-short", action="store_true",
-                   help="keep such clips (listed as 'short' in the report) instead of reporting them")
+                   help="keep what decoded of a truncated download (listed as 'short') instead of "
+                        "reporting it as truncated")
     p.add_argument("--dry-run", action="store_true", help="count what would be done; write nothing")
     p.add_argument("--verify", action="store_true",
                    help="decode every finished clip end to end (slow): damage inside a clip is redone too")
@@ -543,7 +545,7 @@ def main(argv=None) -> int:
         p.error("--annotations and --videos are required (or --merge)")
     if args.workers < 1:
         p.error("--workers must be at least 1")
-    if not 0 <= args.min_fraction <= 1:
+    if args.min_fraction is not None and not 0 <= args.min_fraction <= 1:
         p.error("--min-fraction must be between 0 and 1")
     settings = EncodeSettings(short_side=args.short_side, keyframe_interval=args.keyframe_interval,
                               crf=args.crf, tune=args.tune, min_frames=args.min_frames,

@@ -127,13 +127,14 @@ def render_clip(label: int, rng: np.random.Generator, frames: int = 32, height: 
 
 
 def render_hard_clip(label: int, rng: np.random.Generator, frames: int = 32, height: int = 64,
-                     width: int = 80) -> np.ndarray:
+                     width: int = 80, photometric: bool = True) -> np.ndarray:
     """uint8 RGB ``[frames, height, width, 3]`` of class ``label`` of ``HARD_CLASSES`` (hard dataset).
 
     On top of the default clip: a distractor object on a random straight path, camera shake, and a
     per-clip photometric transform (gain, contrast, colour cast, offset) as real footage varies from
     clip to clip — what makes a batch's statistics differ from the dataset's. Everything but the
-    target's path is drawn the same way for every class.
+    target's path is drawn the same way for every class. ``photometric=False`` draws the transform
+    but does not apply it (the same clips otherwise: every other draw is unchanged).
     """
     bg = _background(rng, height, width).astype(np.float32)
     appearance = _appearance(rng)
@@ -149,7 +150,8 @@ def render_hard_clip(label: int, rng: np.random.Generator, frames: int = 32, hei
     video = np.stack([np.roll(f, tuple(d), axis=(0, 1)) for f, d in zip(video, shake, strict=True)])
     gain, contrast = rng.uniform(0.5, 1.5), rng.uniform(0.5, 1.5)
     cast, offset = rng.uniform(0.75, 1.25, 3).astype(np.float32), rng.uniform(-0.15, 0.15)
-    video = ((video - 0.5) * contrast + 0.5) * gain * cast + offset
+    if photometric:
+        video = ((video - 0.5) * contrast + 0.5) * gain * cast + offset
     video += 0.05 * rng.standard_normal(video.shape, dtype=np.float32)
     return (np.clip(video, 0, 1) * 255).astype(np.uint8)
 
@@ -159,21 +161,23 @@ VARIANTS = {"default": (CLASSES, render_clip), "hard": (HARD_CLASSES, render_har
 
 
 def _make_clip(job) -> ClipRecord:
-    out, rel, label, seed, frames, size, fps, variant = job
+    out, rel, label, seed, frames, size, fps, variant, photometric = job
     classes, render = VARIANTS[variant]
     rng = np.random.default_rng(seed)
-    video = render(label, rng, frames, size, size * 5 // 4)
+    extra = {} if variant == "default" else {"photometric": photometric}
+    video = render(label, rng, frames, size, size * 5 // 4, **extra)
     info = write_frames(video, Path(out) / rel, fps, EncodeSettings(keyframe_interval=8, preset="ultrafast"))
     return ClipRecord(rel, label, classes[label], info.num_frames, info.fps)
 
 
 def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | None = None,
              frames: int = 32, size: int = 64, fps: float = 15, seed: int = 0, workers: int = 2,
-             progress: bool = True, variant: str = "default") -> Path:
+             progress: bool = True, variant: str = "default", photometric: bool = True) -> Path:
     """Writes the dataset into ``root`` (a fresh folder, swapped in when complete); returns ``root``.
 
     Deterministic for a given seed: clip k of a split uses seed ``seed + split offset + k``.
-    ``variant``: ``default`` (the embedded dataset) or ``hard`` (see ``render_hard_clip``).
+    ``variant``: ``default`` (the embedded dataset) or ``hard`` (see ``render_hard_clip``);
+    ``photometric``: the hard variant's per-clip gain/contrast/colour cast/offset (on or off).
     """
     if variant not in VARIANTS:
         raise ValueError(f"synthetic variant={variant!r} is not one of {', '.join(VARIANTS)}")
@@ -191,7 +195,8 @@ def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | Non
         for k in range(per_class * num_classes):
             label = k % num_classes
             jobs[split].append((str(building), f"{split}/{k:05d}_{classes[label]}.mp4", label,
-                                seed + SPLIT_SEED_OFFSETS[split] + k, frames, size, fps, variant))
+                                seed + SPLIT_SEED_OFFSETS[split] + k, frames, size, fps, variant,
+                                photometric))
     start = time.time()
     total = sum(len(j) for j in jobs.values())
     with ProcessPoolExecutor(max_workers=workers) as pool, \
@@ -227,10 +232,12 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--variant", choices=sorted(VARIANTS), default="default",
                    help="hard: 12 classes with temporal order, distractors, shake, per-clip colour")
+    p.add_argument("--no-photometric", action="store_true",
+                   help="hard variant: leave out the per-clip gain/contrast/colour cast/offset")
     a = p.parse_args(argv)
     generate(a.out, a.num_classes, {"train": a.train_per_class, "val": a.eval_per_class,
                                     "test": a.eval_per_class}, a.frames, a.size, seed=a.seed,
-             workers=a.workers, variant=a.variant)
+             workers=a.workers, variant=a.variant, photometric=not a.no_photometric)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     report = prepare(ann, dl, out, EncodeSettings(), workers=2, progress=False)
 
     manifest = read_manifest(out, "val")
-    usable = {stem(rows[i]) for i in (0, 1, 2)}
+    # Complete clips are kept however short: the corrupt file (4.9 s decodable of the 5 s it claims)
+    # and the AVI (6.6 s, all it holds) stand for 10 s rows, as many real Kinetics clips do.
+    usable = {stem(rows[i]) for i in (0, 1, 2, 3, 8)}
     assert {os.path.basename(r.path)[:-4] for r in manifest} == usable
     classes = read_classes(out)
     assert classes == sorted({r[0] for r in rows})
@@ -82,33 +84,36 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     assert by_stem[stem(rows[0])].label_name == "air drumming"
     assert by_stem[stem(rows[1])].num_frames == 270  # window [1, 11) s of a 10 s, 30 fps video: 0.9
     reasons = {f["youtube_id"]: f["reason"] for f in report["failed"]}
-    # The corrupt file (4.9 s decodable) and the AVI (6.6 s) do not cover their annotated 10 s.
-    assert reasons == {rows[3][1]: "truncated", rows[4][1]: "empty_file", rows[5][1]: "too_short",
-                       rows[8][1]: "truncated"}
+    assert reasons == {rows[4][1]: "empty_file", rows[5][1]: "too_short"}
+    short = {s["youtube_id"]: s for s in report["short"]}
+    assert set(short) == {rows[1][1], rows[3][1], rows[8][1]}
+    assert short[rows[3][1]]["kept_frames"] == 49 and "a complete clip of 4.90 s (49 frames), shorter " \
+        "than its annotated 10 s" in short[rows[3][1]]["detail"]
+    assert short[rows[8][1]]["kept_frames"] == 164
+    (partial,) = report["partial"]
+    assert partial["youtube_id"] == rows[3][1] and partial["kept_frames"] == 49
     saved = json.loads((out / "prep_report.json").read_text())["splits"]["val"]
-    assert saved["counts"]["prepared"] == 3 and saved["counts"]["failed"] == 4
+    assert saved["counts"]["prepared"] == 5 and saved["counts"]["failed"] == 2
+    assert saved["counts"]["short"] == 3
     # Rows never downloaded: a count in the report and their own file (K400: thousands of them).
     assert saved["counts"]["missing"] == 2 and saved["missing_file"] == "missing_val.csv"
     with (out / "missing_val.csv").open() as f:
         assert sorted(r["youtube_id"] for r in csv.DictReader(f)) == sorted([rows[6][1], rows[7][1]])
 
-    # --keep-short keeps them, listed; the changed settings retry the rows that were too short.
-    keep = EncodeSettings(keep_short=True)
-    report = prepare(ann, dl, out, keep, workers=2, progress=False)
-    assert len(read_manifest(out, "val")) == 5
-    (partial,) = report["partial"]
-    assert partial["youtube_id"] == rows[3][1] and partial["kept_frames"] == 49
-    assert {s["youtube_id"] for s in report["short"]} == {rows[3][1], rows[8][1]}
-    assert "4.90 s decoded of the annotated 10 s" in next(s["detail"] for s in report["short"]
-                                                          if s["youtube_id"] == rows[3][1])
-
     # A rerun does no work and changes nothing.
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "val").iterdir()}
-    again = prepare(ann, dl, out, keep, workers=2, progress=False)
+    again = prepare(ann, dl, out, EncodeSettings(), workers=2, progress=False)
     assert again["counts"]["to_prepare"] == 0 and again["counts"]["already_prepared"] == 5
     assert {p: p.stat().st_mtime_ns for p in (out / "val").iterdir()} == mtimes
     assert again["partial"] == report["partial"] and again["short"] == report["short"]
     assert {f["reason"] for f in again["failed"]} == {"empty_file", "too_short"} and len(again["missing"]) == 2
+
+    # Opt-in (--min-fraction 0.8): complete clips holding less than 0.8 of their window are dropped.
+    strict = prepare(ann, dl, tmp_path / "strict", EncodeSettings(min_fraction=0.8), workers=2, progress=False)
+    reasons = {f["youtube_id"]: f["reason"] for f in strict["failed"]}
+    assert reasons == {rows[3][1]: "shorter_than_window", rows[4][1]: "empty_file",
+                       rows[5][1]: "too_short", rows[8][1]: "shorter_than_window"}
+    assert [s["youtube_id"] for s in strict["short"]] == [rows[1][1]]  # 0.9 of its window: kept
 
 
 def test_dry_run_writes_nothing(download, tmp_path):

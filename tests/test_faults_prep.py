@@ -178,7 +178,7 @@ def test_truncated_downloads_in_both_mp4_layouts_are_reported_not_kept(testdata,
     with av.open(str(faststart)) as c:
         assert c.streams.video[0].frames == 280  # the header still claims every frame
     cut = faststart.read_bytes()
-    (videos / f"{stems[0]}.mp4").write_bytes(cut[: len(cut) // 2])        # faststart, cut at half
+    (videos / f"{stems[0]}.mp4").write_bytes(cut[: int(len(cut) * 0.3)])  # faststart, cut at 30%
     data = whole.read_bytes()
     (videos / f"{stems[1]}.mp4").write_bytes(data[: int(len(data) * 0.9)])  # index at the end, cut
     shutil.copy(whole, videos / f"{stems[2]}.mp4")                         # complete
@@ -188,7 +188,7 @@ def test_truncated_downloads_in_both_mp4_layouts_are_reported_not_kept(testdata,
     report = prepare(ann, videos, tmp_path / "out", EncodeSettings(), workers=2, progress=False)
     failed = {f["youtube_id"]: f for f in report["failed"]}
     assert failed[rows[0][1]]["reason"] == "truncated"
-    assert "s decoded of the annotated 10 s" in failed[rows[0][1]]["detail"]
+    assert "s decoded of the 10.00 s its header claims" in failed[rows[0][1]]["detail"]
     assert failed[rows[1][1]]["reason"] == "truncated" and "moov" in failed[rows[1][1]]["detail"]
     assert [r.path for r in read_manifest(tmp_path / "out", "val")] == [f"val/{stems[2]}.mp4"]
 
@@ -470,3 +470,32 @@ def test_full_disk_while_writing_the_manifest_keeps_the_old_one(testdata, tmp_pa
         prepare(ann, videos, out, EncodeSettings(keep_short=True), workers=1, progress=False)
     monkeypatch.setattr(vio.os, "replace", real_replace)
     assert (out / "val.csv").read_bytes() == before and not list(out.rglob(".*tmp*"))
+
+
+# --- complete short clips --------------------------------------------------------------------------
+
+def test_complete_clips_without_or_with_a_short_claim_are_kept_and_an_empty_split_still_has_a_manifest(
+        testdata, tmp_path):
+    """A WebM with no duration in its container and a 1 s HEVC clip, both named as 10 s K400 rows:
+    each decodes to all it holds, so each is kept and listed as short (with seconds and frames). A
+    split where no row gave a clip still gets its manifest (header only) and report section."""
+    header, *lines = real_csv_lines(testdata, 4)
+    rows = list(csv.reader(lines))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    stems = [f"{r[1]}_{int(r[2]):06d}_{int(r[3]):06d}" for r in rows]
+    shutil.copy(testdata / "videos" / "moviepy__media_no_duration.webm", videos / f"{stems[0]}.webm")
+    shutil.copy(testdata / "videos" / "torchcodec__test_resources_h265_video.mp4", videos / f"{stems[1]}.mp4")
+    # rows 2 and 3 become the train split and were never downloaded
+    train_lines = [line.replace(",val", ",train") for line in lines[2:]]
+    ann = tmp_path / "ann.csv"
+    ann.write_text("\n".join([header, *lines[:2], *train_lines]) + "\n")
+    report = prepare(ann, videos, tmp_path / "out", EncodeSettings(), workers=2, progress=False)
+    short = {s["youtube_id"]: s for s in report["short"]}
+    assert set(short) == {rows[0][1], rows[1][1]} and not report["failed"]
+    assert short[rows[0][1]]["kept_frames"] == 74 and short[rows[1][1]]["kept_frames"] == 10
+    assert "a complete clip of 1.00 s (10 frames), shorter than its annotated 10 s" in short[rows[1][1]]["detail"]
+    assert len(read_manifest(tmp_path / "out", "val")) == 2
+    assert (tmp_path / "out" / "train.csv").read_text() == "path,label,label_name,num_frames,fps\n"
+    saved = json.loads((tmp_path / "out" / "prep_report.json").read_text())["splits"]
+    assert saved["train"]["counts"]["prepared"] == 0 and saved["train"]["counts"]["missing"] == 2

@@ -130,12 +130,26 @@ def run_py(cwd, *args):
                           capture_output=True, text=True, timeout=600)
 
 
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there: the run would start")
+
+
 @pytest.mark.parametrize("override,message", [
     ("norm.num_groups=12", "error: norm.num_groups=12: must divide every width"),
     ("trainer.max_epochs=0", "error: trainer.max_epochs=0: must be >= 1"),
+    # Trainer settings this machine or Lightning cannot honour (they were Hydra InstantiationExceptions)
+    pytest.param("trainer=gpu", "error: trainer.accelerator=gpu: No supported gpu backend found!; this machine "
+                 "has no CUDA GPU: run on the CPU with trainer=cpu (one process) or trainer=ddp_cpu", marks=NO_CUDA),
+    pytest.param("experiment=k400_i3d_r50_gn_32x2_b8 model.init=scratch", "error: trainer.accelerator=gpu: "
+                 "No supported gpu backend found!; this machine has no CUDA GPU", marks=NO_CUDA),
+    ("trainer.devices=3", "error: trainer.devices=3 on the CPU accelerator: several CPU processes train with "
+                          "trainer=ddp_cpu (DDP over gloo, BN per process): python run.py trainer=ddp_cpu "
+                          "trainer.devices=3"),
+    ("trainer.devices=0", "error: trainer.devices=0: must be a number of devices >= 1 (or -1: all)"),
+    ("+trainer.strategy=ddp_spawnn", "error: trainer.strategy=ddp_spawnn: You selected an invalid strategy name"),
+    ("trainer.precision=fp8", "error: trainer.precision=fp8: Precision 'fp8' is invalid"),
 ])
 def test_cli_config_error_is_one_line_and_no_run_folder(data, tmp_path, override, message):
-    proc = run_py(tmp_path, f"data.root={data}", override)
+    proc = run_py(tmp_path, f"data.root={data}", *override.split())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
     assert not list((tmp_path / "logs" / "runs").iterdir())

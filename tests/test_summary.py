@@ -27,3 +27,38 @@ def test_summary_64_frames_doubles_time_and_flops():
     assert abs(s64["gflops"] / s32["gflops"] - 2) < 0.01
     table = format_table(s64)
     assert "res5" in table and "2048×8×7×7" in table and "28.04M" in table
+
+
+# Norm widths of each network, in module order, from the architecture tables (not read off the code):
+# the small net (width 32, basic blocks): stem, res2 (a, b), then per stage a, b, shortcut.
+SMALL_WIDTHS = [32, 32, 32, 64, 64, 64, 128, 128, 128, 256, 256, 256]
+
+
+def test_summary_prints_channels_per_group_and_the_shipped_groups_never_make_instance_norm():
+    s = summarize(compose_config(["model=small", "data=synthetic"], config_name="summary"))
+    layers = s["norm_layers"]
+    assert [n["channels"] for n in layers] == SMALL_WIDTHS
+    assert [n["channels_per_group"] for n in layers] == [c // 16 for c in SMALL_WIDTHS]  # G=16 fits it
+    assert s["norm_warning"] is None
+    table = format_table(s)
+    assert "stem.norm" in table and "channels/group" in table
+    # I3D-R50 with the paper's G=32: 64 channels at its narrowest, so 2 per group, 64 at res5's 2048.
+    i3d = summarize(compose_config(["norm=gn"], config_name="summary"))["norm_layers"]
+    assert min(n["channels_per_group"] for n in i3d) == 2 and max(n["channels"] for n in i3d) == 2048
+    assert {n["channels_per_group"] for n in i3d if n["channels"] == 2048} == {64}
+
+
+def test_one_channel_per_group_is_a_one_line_warning_naming_the_layer(capsys):
+    from video_gn.config_check import check_config
+
+    s = summarize(compose_config(["model=small", "data=synthetic", "norm.num_groups=32"], config_name="summary"))
+    assert s["norm_warning"].startswith("warning: norm=gn has 1 channel per group in stem.norm (32 groups "
+                                        "over 32 channels) and 2 more layer(s)")
+    assert s["norm_warning"] in format_table(s)
+    check_config(compose_config(["norm.num_groups=32"]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stem.norm" in err[0] and "norm.num_groups=16" in err[0]
+    check_config(compose_config([]))  # the default: G=16 on the small net, no warning
+    for kind in ("in", "ln", "bn"):  # IN is one channel per group on purpose
+        check_config(compose_config([f"norm={kind}"]))
+    assert capsys.readouterr().err == ""

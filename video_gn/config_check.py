@@ -9,6 +9,7 @@ Hydra's own errors for unknown keys stay as they are.
 from __future__ import annotations
 
 import math
+import sys
 from functools import reduce
 
 import torch
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
 from .models import build_network
+from .models.norm import instance_norm_warning, norm_layers
 
 DECODERS = ("decord", "pyav")
 
@@ -29,7 +31,20 @@ def check_config(cfg: DictConfig) -> None:
         if epochs is not None and (epochs == 0 or epochs < -1):
             raise ConfigError(f"trainer.max_epochs={epochs}: must be >= 1 (or -1: until max_steps); "
                               "to evaluate a checkpoint without training use train=false ckpt_path=PATH")
+    _check_trainer(cfg.trainer)
     _check_network(cfg)
+
+
+def _check_trainer(t: DictConfig) -> None:
+    devices = t.get("devices")
+    if t.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1 and not t.get("strategy"):
+        # Lightning would start its subprocess DDP launcher (the command re-run per rank, BN buffers
+        # broadcast from rank 0 every step): not per-device BN, and fragile under Hydra.
+        raise ConfigError(f"trainer.devices={devices} on the CPU accelerator: several CPU processes train "
+                          f"with trainer=ddp_cpu (DDP over gloo, BN per process): python run.py "
+                          f"trainer=ddp_cpu trainer.devices={devices}")
+    if isinstance(devices, int) and (devices == 0 or devices < -1):
+        raise ConfigError(f"trainer.devices={devices}: must be a number of devices >= 1 (or -1: all)")
 
 
 def _at_least(key: str, value, low) -> None:
@@ -114,6 +129,16 @@ def _check_network(cfg: DictConfig) -> None:
                 raise ConfigError(f"norm.num_groups={groups}: must divide every width of model.arch="
                                   f"{cfg.model.arch} ({', '.join(map(str, widths))}); allowed: "
                                   f"{', '.join(map(str, _divisors(common)))} (or set norm.group_size)")
+        with torch.device("meta"):
+            layout = norm_layers(build_network(model, {**norm, "impl": "torch"}, cfg.data.num_classes))
+        warning = instance_norm_warning(layout, "gn")
+        if warning:
+            print(warning, file=sys.stderr)
+    if norm.get("precise_bn_batches") is not None:
+        batches = norm["precise_bn_batches"]
+        if not isinstance(batches, int) or isinstance(batches, bool) or batches < 0:
+            raise ConfigError(f"norm.precise_bn_batches={batches}: must be 0 (off) or a number of training "
+                              "batches >= 1")
     if norm.get("eps") is not None and not (_number(norm["eps"]) and norm["eps"] > 0):
         raise ConfigError(f"norm.eps={norm['eps']}: must be > 0")
     first = next(m for m in probe.modules() if isinstance(m, torch.nn.Conv3d))

@@ -61,6 +61,9 @@ class VideoClassifier(L.LightningModule):
         })
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.val_history: list[dict] = []  # one entry per validation that ran (not the sanity check)
+        # How this run trains (init record, seed, max_epochs; set by train.py), saved in checkpoints
+        # so an evaluation of one is reported beside the runs trained the same way.
+        self.training_record: dict | None = None
 
     def setup(self, stage: str) -> None:
         if (self.hparams.norm.get("kind") == "syncbn" and self.trainer.world_size > 1
@@ -131,6 +134,8 @@ class VideoClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
+        if self.training_record is not None:
+            checkpoint["training_record"] = self.training_record
         # Self-describing: class names, clip settings and versions, so that `python -m
         # video_gn.predict CKPT VIDEO` needs nothing else (hyper_parameters hold model and norm).
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None

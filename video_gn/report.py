@@ -56,9 +56,25 @@ def load_runs(paths: list[Path]) -> list[dict]:
     return runs
 
 
+def trained_record(run: dict) -> dict:
+    """How the evaluated weights were trained: the run itself, or for ``train=false`` on a checkpoint
+    of ours (e.g. re-evaluated with precise BN), the record the checkpoint carries (init, seed, epochs),
+    so the evaluation is compared with the runs trained the same way."""
+    init = run.get("init") or {}
+    trained = init.get("trained") if init.get("kind") == "checkpoint" else None
+    if not trained:
+        return {"init": init, "max_epochs": run.get("max_epochs")}
+    return {"init": trained.get("init") or {}, "max_epochs": trained.get("max_epochs")}
+
+
 def init_label(run: dict) -> str:
-    init = run.get("init") or {"kind": "unrecorded"}
+    init = trained_record(run)["init"] or {"kind": "unrecorded"}
     return init["kind"] if "file" not in init else f"{init['kind']} {init['file']} ({init['sha256'][:8]})"
+
+
+def norm_label(run: dict) -> str:
+    """The row a run belongs to: its norm, ``bn+precise`` where BN statistics were recomputed."""
+    return run["norm"] + ("+precise" if run.get("precise_bn_batches") else "")
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ def measurement(run: dict) -> tuple[Context, float, float | None]:
     else:
         protocol, top1, top5 = VAL_PROTOCOL, run.get("best_val_top1"), run.get("best_val_top5")
     context = Context(run.get("dataset", ""), run.get("arch", ""), init_label(run), run.get("devices", 1),
-                      run.get("max_epochs"), protocol)
+                      trained_record(run)["max_epochs"], protocol)
     return context, (None if top1 is None else 100 * top1), (None if top5 is None else 100 * top5)
 
 
@@ -114,6 +130,8 @@ class Cell:
     seeds: list = field(default_factory=list)
     run_dirs: list[str] = field(default_factory=list)
     wall_times: list[float] = field(default_factory=list)
+    # best val epoch / epochs trained, per run that trained (None: an evaluation of a checkpoint)
+    best_epoch_fractions: list[float | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -141,14 +159,24 @@ def tables(runs: list[dict]) -> dict[Context, dict[CellKey, Cell]]:
         context, top1, top5 = measurement(r)
         if top1 is None:
             continue
-        cell = out[context][(r["norm"], r["frames_per_clip"], r.get("frame_stride", 1),
+        cell = out[context][(norm_label(r), r["frames_per_clip"], r.get("frame_stride", 1),
                              r["batch_size_per_device"])]
         cell.top1.append(top1)
         cell.top5.append(top5 if top5 is not None else float("nan"))
         cell.seeds.append(r.get("seed"))
         cell.run_dirs.append(r["run_dir"])
         cell.wall_times.append(r.get("wall_time_s") or float("nan"))
+        cell.best_epoch_fractions.append(best_epoch_fraction(r))
     return {c: dict(t) for c, t in sorted(out.items(), key=lambda kv: -sum(x.n for x in kv[1].values()))}
+
+
+def best_epoch_fraction(run: dict) -> float | None:
+    """Where in training the best validation came: (best epoch + 1) / epochs. A run whose best epoch
+    is in the last 20% of its epochs was probably still improving (not converged)."""
+    epochs, best = run.get("max_epochs"), run.get("best_val_epoch")
+    if not epochs or best is None or epochs < 0:
+        return None
+    return (best + 1) / epochs
 
 
 def _fmt(cell: Cell | None) -> str:
@@ -161,7 +189,8 @@ def _fmt(cell: Cell | None) -> str:
 
 
 def _norm_order(norms) -> list[str]:
-    return sorted(norms, key=lambda n: (n not in ("bn", "gn"), n))
+    known = ("bn", "bn+precise", "gn")
+    return sorted(norms, key=lambda n: (known.index(n) if n in known else len(known), n))
 
 
 def table_rows(context: Context, table: dict[CellKey, Cell]) -> tuple[list[str], list[list[str]]]:
@@ -195,6 +224,38 @@ def verdicts(table: dict[CellKey, Cell]) -> list[str]:
     return lines
 
 
+def norm_differences(table: dict[CellKey, Cell], first: str = "bn", second: str = "gn") -> list[str]:
+    """Per clip setting and batch: ``first`` − ``second`` top-1, paired by seed where both ran the same
+    seeds (the mean of the per-seed differences and their std)."""
+    lines = []
+    for f, s, b in sorted({k[1:] for k in table}, key=lambda c: (c[0], c[1], -c[2])):
+        a, g = table.get((first, f, s, b)), table.get((second, f, s, b))
+        if a is None or g is None:
+            continue
+        paired = sorted(set(a.seeds) & set(g.seeds) - {None})
+        if len(paired) >= 2:
+            by_seed_a, by_seed_g = dict(zip(a.seeds, a.top1, strict=True)), dict(zip(g.seeds, g.top1, strict=True))
+            diff = Cell(top1=[by_seed_a[x] - by_seed_g[x] for x in paired])
+            text = f"{diff.mean():+.1f} ± {diff.std():.1f} points (std over {diff.n} paired seeds)"
+        else:
+            text = f"{a.mean() - g.mean():+.1f} points (n={a.n}/{g.n}, unpaired)"
+        lines.append(f"{first.upper()} − {second.upper()} at {f}×{s} frames / {b} clips per device: {text}")
+    return lines
+
+
+def convergence(table: dict[CellKey, Cell]) -> list[str]:
+    """Per cell: how many runs had their best validation before the last 20% of their epochs."""
+    lines = []
+    for (norm, f, s, b), c in sorted(table.items(), key=lambda kv: (_norm_order([kv[0][0]]), kv[0])):
+        fractions = [x for x in c.best_epoch_fractions if x is not None]
+        if not fractions:
+            continue
+        early = sum(x <= 0.8 for x in fractions)
+        lines.append(f"{norm.upper()} {f}×{s} / {b}: best val epoch at {min(fractions):.0%}–{max(fractions):.0%} "
+                     f"of training; {early} of {len(fractions)} runs before the last 20%")
+    return lines
+
+
 def _change(big: Cell, small: Cell) -> str:
     """Mean change, with its spread: per-seed differences where both cells ran the same seeds."""
     if big.seeds == small.seeds and big.n >= 2 and None not in big.seeds:
@@ -223,8 +284,32 @@ def write_markdown(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -
                          + "; ".join(context.differences_from_paper()) + ".")
         for verdict in verdicts(table):
             lines.append(f"- {verdict}")
+        for difference in norm_differences(table):
+            lines.append(f"- {difference}")
+        lines.append("")
+        header, rows = wall_time_rows(table)
+        if any(cell != "–" for row in rows for cell in row[1:]):
+            lines.append("Wall time per run (s, mean over its runs):")
+            lines.append("")
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+        checks = convergence(table)
+        if checks:
+            lines += ["", "Convergence (best val epoch; converged: before the last 20% of epochs):"]
+            lines += [f"- {c}" for c in checks]
         lines.append("")
     path.write_text("\n".join(lines))
+
+
+def wall_time_rows(table: dict[CellKey, Cell]) -> tuple[list[str], list[list[str]]]:
+    columns = sorted({k[1:] for k in table}, key=lambda c: (c[0] * c[1], c[0], -c[2]))
+    header = ["norm"] + [f"{f}×{s} / {b}" for f, s, b in columns]
+    rows = []
+    for norm in _norm_order({k[0] for k in table}):
+        cells = [table.get((norm, *c)) for c in columns]
+        rows.append([norm.upper()] + ["–" if c is None or all(math.isnan(t) for t in c.wall_times)
+                                      else f"{np.nanmean(c.wall_times):.0f}" for c in cells])
+    return header, rows
 
 
 def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:

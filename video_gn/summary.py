@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from video_gn.models import build_network
+from video_gn.models.norm import instance_norm_warning, norm_layers
 
 
 def summarize(cfg: DictConfig) -> dict:
@@ -37,6 +38,10 @@ def summarize(cfg: DictConfig) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "gflops": flops.get_total_flops() / 1e9,
         "stages": stages,
+        # channels per group of every norm layer (GN family; BN normalises each channel over the batch)
+        "norm_layers": [{"name": n.name, "kind": n.kind, "channels": n.channels, "groups": n.groups,
+                         "channels_per_group": n.channels_per_group} for n in norm_layers(model)],
+        "norm_warning": instance_norm_warning(norm_layers(model), cfg.norm.kind),
     }
     result["batch_size_per_device"] = d.batch_size_per_device
     result["saved_activations_mib"] = saved_activations_mib(model, d.batch_size_per_device,
@@ -85,6 +90,14 @@ def format_table(s: dict) -> str:
             f"{'stage':<8} {'output C×T×H×W':>22}"]
     rows += [f"{st['name']:<8} {'×'.join(map(str, st['output_shape'])):>22}" for st in s["stages"]]
     rows.append(f"params: {s['params'] / 1e6:.2f}M   forward: {s['gflops']:.1f} GFLOPs per clip")
+    rows.append(f"{'norm layer':<24} {'kind':>12} {'channels':>9} {'groups':>7} {'channels/group':>15}")
+    for n in s["norm_layers"]:
+        grouped = n["groups"] is not None
+        rows.append(f"{n['name']:<24} {n['kind']:>12} {n['channels']:>9} "
+                    f"{n['groups'] if grouped else '-':>7} "
+                    f"{n['channels_per_group'] if grouped else '- (per channel)':>15}")
+    if s["norm_warning"]:
+        rows.append(s["norm_warning"])
     rows.append(f"activations kept for backward at {s['batch_size_per_device']} clips/device (fp32): "
                 f"{s['saved_activations_mib']:.0f} MiB")
     if "peak_memory_gib" in s:

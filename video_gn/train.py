@@ -21,6 +21,7 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +35,7 @@ from .launch import ranks_run_this_job, remove_if_empty_run
 from .lit_module import VideoClassifier
 from .load_failures import LoadFailureLog, write_load_failures_csv
 from .models.provenance import init_record, sha256_of
+from .precise_bn import PreciseBatchNorm, batch_norm_layers
 from .predictions import merge_rank_files, per_class_top1
 
 log = logging.getLogger(__name__)
@@ -93,12 +95,50 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
         if saved.get("num_classes") != cfg.data.num_classes:
             raise ConfigError(f"ckpt_path={path} classifies {saved.get('num_classes')} classes but "
                              f"data.num_classes={cfg.data.num_classes}")
-        init = {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path)}
+        # How its weights were trained (scratch or which file, seed, epochs), so the report compares
+        # this evaluation with the runs trained the same way.
+        init = {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path),
+                "trained": checkpoint.get("training_record"), "role": checkpoint_role(checkpoint, path)}
         return VideoClassifier.from_checkpoint(checkpoint), init
     if not cfg.model.get("pretrained_3d"):
         raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
                          "ours) or model.pretrained_3d=PATH (an imported I3D model)")
     return build_module(cfg), init_record(cfg.model)
+
+
+# Words in Lightning's error that tell which trainer key it is about.
+TRAINER_ERROR_KEYS = (("accelerator", ("accelerator", "gpu backend", "torch_xla", "cuda")),
+                      ("precision", ("precision",)), ("strategy", ("strategy",)), ("devices", ("devices",)))
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, loggers) -> L.Trainer:
+    """The configured ``lightning.Trainer``. A setting this machine or Lightning cannot honour (a GPU
+    accelerator without CUDA, a precision or strategy name Lightning does not know, ``devices=0``) is
+    one line naming the key, before anything is written."""
+    try:
+        return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                       plugins=[AtomicCheckpointIO()])
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        why = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        key = next((k for k, words in TRAINER_ERROR_KEYS if any(w in why.lower() for w in words)), None)
+        if key is None:
+            raise ConfigError(f"trainer: {why}") from None
+        message = f"trainer.{key}={cfg.trainer.get(key)}: {why}"
+        if key == "accelerator" and not torch.cuda.is_available():
+            message += ("; this machine has no CUDA GPU: run on the CPU with trainer=cpu (one process) or "
+                        "trainer=ddp_cpu (DDP over CPU processes)")
+        raise ConfigError(message) from None
+
+
+def checkpoint_role(checkpoint: dict, path: Path) -> str:
+    """Which checkpoint of its run a file is: ``best`` (by the monitored metric, as its own
+    ModelCheckpoint state says), ``last``, or ``other``."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if key.startswith("ModelCheckpoint") and "'monitor': None" not in key and isinstance(state, dict):
+            if Path(state.get("best_model_path") or "").name == path.name:
+                return "best"
+    return "last" if path.name == "last.ckpt" else "other"
 
 
 def checkpoint_to_test(trainer: L.Trainer, datamodule) -> tuple[str | None, str, str]:
@@ -140,14 +180,18 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     datamodule = hydra.utils.instantiate(cfg.data)
     if fitting:
         module = build_module(cfg)
+        module.training_record = {"init": init, "seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs}
     else:
         module, init = module_to_evaluate(cfg)
+    precise_bn = int(cfg.norm.get("precise_bn_batches") or 0)
+    if precise_bn and not batch_norm_layers(module):
+        raise ConfigError(f"norm.precise_bn_batches={precise_bn}: the network has no BatchNorm layer "
+                          f"whose statistics could be recomputed (its norm is {module.hparams.norm['kind']})")
     # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
     # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
-        logger=_instantiate_all(cfg.get("logger")) or False, plugins=[AtomicCheckpointIO()])
+    callbacks = _instantiate_all(cfg.get("callbacks")) + ([PreciseBatchNorm(precise_bn)] if precise_bn else [])
+    trainer = build_trainer(cfg, callbacks, _instantiate_all(cfg.get("logger")) or False)
     if trainer.is_global_zero:
         log_config(trainer.loggers, cfg)
     if torch.cuda.is_available():
@@ -155,7 +199,8 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     network = torch.compile(module) if cfg.model.get("compile") else module
 
     test_metrics = {}
-    tested = {"checkpoint": "given", "reason": "train=false evaluates the given weights"}
+    tested = {"checkpoint": "given", "reason": "train=false evaluates the given weights",
+              "role": init.get("role") if not fitting else None}
     with ranks_run_this_job(output_dir), warnings.catch_warnings():
         # Normalising on the device in on_after_batch_transfer is deliberate.
         warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
@@ -169,7 +214,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
             history = _history_from_last_checkpoint(output_dir)
         if cfg.get("test_after_fit") or not fitting:
             ckpt, name, reason = checkpoint_to_test(trainer, datamodule) if fitting else (None, "given", "")
-            tested = {"checkpoint": name, "reason": reason or tested["reason"]}
+            tested = {**tested, "checkpoint": name, "reason": reason or tested["reason"]}
             results = trainer.test(network, datamodule=datamodule, ckpt_path=ckpt)
             test_metrics = results[0] if results else {}
     tested["split"], tested["val_split"] = datamodule.splits["test"], datamodule.splits["val"]
@@ -179,7 +224,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
         return _float(test_metrics.get("test/top1"))
     failure_log = next((c for c in trainer.callbacks if isinstance(c, LoadFailureLog)), None)
     failed = failure_log.failed() if failure_log else None
-    summary = results_summary(cfg, trainer, init, history, test_metrics, tested, failed,
+    summary = results_summary(cfg, trainer, module, init, history, test_metrics, tested, failed,
                               time.time() - started)
     if trainer.is_global_zero and test_metrics:
         summary.update(test_predictions(output_dir, datamodule))
@@ -233,14 +278,18 @@ def _history_from_last_checkpoint(output_dir: Path) -> list[dict]:
 
 
 def evaluation_protocol(cfg: DictConfig, tested: dict) -> str:
-    """E.g. "10 clips x 3 crops, split 'val', last checkpoint": what the report groups by."""
+    """E.g. "10 clips x 3 crops, split 'val', last checkpoint": what the report groups by. A given
+    checkpoint of ours is named by its role in its run (best, last), so a re-evaluation of a run's best
+    checkpoint (e.g. with precise BN) shares that run's protocol."""
     d = cfg.data
+    which = tested.get("role") if tested.get("role") in ("best", "last") else tested["checkpoint"]
     return (f"{d.num_test_clips} clips x {d.num_test_crops} crops, split '{tested['split']}', "
-            f"{tested['checkpoint']} checkpoint")
+            f"{which} checkpoint")
 
 
-def results_summary(cfg: DictConfig, trainer: L.Trainer, init: dict, history: list[dict], test: dict,
-                    tested: dict, failed: dict[str, str] | None, wall_time_s: float) -> dict:
+def results_summary(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier, init: dict,
+                    history: list[dict], test: dict, tested: dict, failed: dict[str, str] | None,
+                    wall_time_s: float) -> dict:
     """What the report reads: every setting that changes the number, the validation history and
     the multi-view test with its protocol."""
     best = max(history, key=lambda h: h["top1"]) if history else {}
@@ -256,7 +305,11 @@ def results_summary(cfg: DictConfig, trainer: L.Trainer, init: dict, history: li
         "dataset": d.get("name", ""),
         "arch": cfg.model.arch,
         "init": init,
-        "norm": cfg.norm.kind,
+        # The network's own norm (a checkpoint evaluated with train=false keeps the one it was trained
+        # with), with its settings (GN groups) and whether BN statistics were recomputed (precise BN).
+        "norm": module.hparams.norm["kind"],
+        "norm_settings": dict(module.hparams.norm),
+        "precise_bn_batches": int(cfg.norm.get("precise_bn_batches") or 0) or None,
         "seed": cfg.seed,
         "frames_per_clip": d.frames_per_clip,
         "frame_stride": d.frame_stride,

@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..errors import ConfigError, MissingFileError
 from .dataset import ClipSettings, VideoClipDataset
@@ -167,6 +167,18 @@ class VideoDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size_per_device, shuffle=True)
+
+    def training_batches_loader(self, world_size: int = 1, rank: int = 0, seed: int = 0) -> DataLoader:
+        """Training batches outside the fit loop (precise BN statistics): the train split with its
+        training transform, shuffled by ``seed``, each rank its own shard, as in training."""
+        dataset = self._dataset("train")
+        if world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
+                                         seed=seed, drop_last=True)
+        else:
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        return DataLoader(dataset, batch_size=self.batch_size_per_device, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.batch_size_per_device, shuffle=False)

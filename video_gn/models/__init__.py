@@ -9,8 +9,9 @@ from .inflate import inflate_from_2d
 from .norm import NormSpec, is_norm
 from .resnet3d import ResNet3d, build_model
 
-# conf/model keys that are not architecture settings: how to initialise, load and run the network.
-RUNTIME_KEYS = ("init", "pretrained_2d", "pretrained_3d", "channels_last_3d", "compile")
+# conf/model keys that are not architecture settings: how to initialise, load and run the network,
+# and the GN group count that fits its widths (read by conf/norm/gn.yaml).
+RUNTIME_KEYS = ("init", "pretrained_2d", "pretrained_3d", "channels_last_3d", "compile", "gn_groups")
 
 
 def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> ResNet3d:

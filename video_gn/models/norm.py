@@ -62,6 +62,45 @@ def is_norm(module: nn.Module) -> bool:
 
 
 @dataclass(frozen=True)
+class NormLayer:
+    """One norm layer of a network: its name, kind, channels, and groups (GN family; None for BN)."""
+
+    name: str
+    kind: str
+    channels: int
+    groups: int | None
+
+    @property
+    def channels_per_group(self) -> int | None:
+        return None if self.groups is None else self.channels // self.groups
+
+
+def norm_layers(model: nn.Module) -> list[NormLayer]:
+    """Every norm layer of ``model`` in module order (what the summary prints per layer)."""
+    layers = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.GroupNorm):
+            layers.append(NormLayer(name, "gn", m.num_channels, m.num_groups))
+        elif is_norm(m):
+            layers.append(NormLayer(name, type(m).__name__, getattr(m, "num_features", 0), None))
+    return layers
+
+
+def instance_norm_warning(layers: list[NormLayer], kind: str) -> str | None:
+    """A one-line warning when GN has one channel per group somewhere (it is InstanceNorm there, the
+    paper's worst group size, Table 3); None otherwise, and always for LN/IN, where it is the point."""
+    single = [layer for layer in layers if layer.channels_per_group == 1]
+    if kind != "gn" or not single:
+        return None
+    first = single[0]
+    others = f" and {len(single) - 1} more layer(s)" if len(single) > 1 else ""
+    return (f"warning: norm=gn has 1 channel per group in {first.name} ({first.groups} groups over "
+            f"{first.channels} channels){others}: GN is InstanceNorm there, the paper's worst group size; "
+            f"use norm.num_groups={max(1, first.channels // 2)} or norm.group_size=2 (model.gn_groups "
+            "is the G that fits each model)")
+
+
+@dataclass(frozen=True)
 class NormSpec:
     """Builds the norm layer of a network: ``spec(channels, name=...) -> nn.Module``.
 

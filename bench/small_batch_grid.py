@@ -1,0 +1,117 @@
+"""The small-batch benchmark on CPU: BN vs GN (and BN with precise statistics) as clips per device
+shrink, the clip-length trade, and the photometric ablation — every cell over several seeds.
+
+    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 5] [--streams 2]
+    python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid
+
+Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
+its last.ckpt (the training job's own rule), so the grid can span several sessions. Cells run seed
+by seed (every cell of seed 0 first), so an interrupted grid has whole seeds. Each run is one
+``python run.py experiment=small_batch_grid ...`` in its own folder; every BN cell's best checkpoint
+is then re-evaluated with precise BN (``train=false norm.precise_bn_batches=N``, N batches = one pass
+over the training split): the same weights, no extra training. ``--streams`` runs that many cells side
+by side, one thread each (on 2 cores, two streams finish ~1.1x sooner than one after the other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BATCHES = (16, 8, 4, 2)
+TRAIN_CLIPS = 360  # data=synthetic_bench: 30 train clips x 12 classes (one pass for precise BN)
+
+
+def cells(seeds: int) -> list[tuple[str, list[str]]]:
+    """(folder name, overrides) of every training run, seed by seed."""
+    out = []
+    for seed in range(seeds):
+        for norm in ("bn", "gn"):
+            for b in BATCHES:
+                out.append((f"{norm}_8x2_b{b}_s{seed}", [f"norm={norm}", f"data.batch_size_per_device={b}"]))
+            # the clip-length trade: twice the frames at half the clips (same activation memory)
+            out.append((f"{norm}_16x1_b4_s{seed}", [f"norm={norm}", "data.batch_size_per_device=4",
+                                                    "data.frames_per_clip=16", "data.frame_stride=1"]))
+            # the ablation: the same clips with the per-clip photometric transform
+            out.append((f"{norm}_photometric_8x2_b8_s{seed}", [f"norm={norm}", "data=synthetic_bench_photometric",
+                                                              "data.batch_size_per_device=8"]))
+    return [(name, [*o, f"seed={name.rsplit('_s', 1)[1]}"]) for name, o in out]
+
+
+def run(out: Path, name: str, overrides: list[str], log) -> bool:
+    """One training run (skipped if done), then for BN its precise-BN re-evaluation."""
+    folder = out / name
+    ok = _job(folder, ["experiment=small_batch_grid", *overrides], log)
+    if ok and "norm=bn" in overrides and "_photometric" not in name:
+        best = sorted((folder / "checkpoints").glob("epoch*.ckpt"))
+        batch = next(int(o.split("=")[1]) for o in overrides if o.startswith("data.batch_size_per_device="))
+        if best:
+            ok = _job(out / f"{name}_precise", ["experiment=small_batch_grid", *overrides, "train=false",
+                                                f"ckpt_path={best[-1]}",
+                                                f"norm.precise_bn_batches={TRAIN_CLIPS // batch}"], log)
+    return ok
+
+
+def _job(folder: Path, overrides: list[str], log) -> bool:
+    if (folder / "results.json").is_file():
+        log(f"skip {folder.name} (done)")
+        return True
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with (folder / "run.log").open("a") as f:
+        result = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides,
+                                 f"hydra.run.dir={folder}"], stdout=f, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO)
+    log(f"{'done' if result.returncode == 0 else f'FAILED (exit {result.returncode})'} {folder.name} "
+        f"in {time.time() - started:.0f} s")
+    return result.returncode == 0
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=Path("logs/small_batch_grid"))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--streams", type=int, default=2)
+    a = p.parse_args(argv)
+    out = a.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    queue = cells(a.seeds)
+    lock = threading.Lock()
+    failed = []
+
+    def log(message: str) -> None:
+        with lock:
+            print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def stream() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                name, overrides = queue.pop(0)
+            if not run(out, name, overrides, log):
+                failed.append(name)
+
+    log(f"{len(queue)} training runs into {out}, {a.streams} stream(s)")
+    for data in ("synthetic_bench", "synthetic_bench_photometric"):  # generated once, before the streams
+        subprocess.run([sys.executable, str(REPO / "run.py"), "experiment=small_batch_grid", f"data={data}",
+                        "debug=fast"], cwd=REPO, check=True, capture_output=True)
+    threads = [threading.Thread(target=stream) for _ in range(a.streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise SystemExit(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see their run.log)")
+    log(f"all done: python -m video_gn.report {a.out}")
+
+
+if __name__ == "__main__":
+    main()
