@@ -413,7 +413,7 @@ def write_missing(folder: Path, split: str, entries: list[dict]) -> None:
     """Rows with no downloaded video: one file per split (20k lines of K400 do not belong in the
     report), the count in the report."""
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(MISSING_COLUMNS)
     writer.writerows([e[c] if e[c] is not None else "" for c in MISSING_COLUMNS] for e in entries)
     atomic_write_text(folder / f"missing_{split}.csv", buffer.getvalue())

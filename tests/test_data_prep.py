@@ -99,6 +99,8 @@ def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     assert saved["counts"]["missing"] == 2 and saved["missing_file"] == "missing_val.csv"
     with (out / "missing_val.csv").open() as f:
         assert sorted(r["youtube_id"] for r in csv.DictReader(f)) == sorted([rows[6][1], rows[7][1]])
+    for name in ("val.csv", "missing_val.csv", "classes.txt"):  # lines end in \n for sed/awk
+        assert b"\r" not in (out / name).read_bytes()
 
     # A rerun does no work and changes nothing.
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "val").iterdir()}
@@ -161,9 +163,10 @@ def test_interrupted_run_leaves_no_half_written_clip(testdata, tmp_path):
 
     proc = subprocess.Popen(cmd, cwd=USER_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a bound on waiting for the first clip, not a race
     while not finished_clips() and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGSTOP)  # frozen at once: no more clips finish before the kill
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, mid-run
     proc.wait()
     finals = finished_clips()

@@ -336,7 +336,7 @@ def group_processes(pgid: int) -> list[int]:
 def start_prep_and_wait_for_work(cmd, out):
     proc = subprocess.Popen(cmd, cwd=USER_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a bound on waiting for the work to start, not a race
     while not list(out.glob("val/.*.tmp*.mp4")) and time.time() < deadline:
         time.sleep(0.02)
     assert list(out.glob("val/.*.tmp*.mp4")), "the workers should be writing clips"
@@ -355,8 +355,8 @@ def test_stopping_the_prep_leaves_no_workers_and_no_half_written_files(testdata,
         os.killpg(proc.pid, signal.SIGINT)  # the terminal sends it to the whole process group
     else:
         os.kill(proc.pid, signal.SIGTERM if how == "sigterm" else signal.SIGKILL)  # the parent only
-    _, stderr = proc.communicate(timeout=60)
-    deadline = time.time() + 20
+    _, stderr = proc.communicate(timeout=120)
+    deadline = time.time() + 60  # a bound on waiting for the processes to be gone, not a race
     while group_processes(proc.pid) and time.time() < deadline:
         time.sleep(0.05)
     assert group_processes(proc.pid) == [], "worker processes outlived the prep"
@@ -376,9 +376,15 @@ def test_a_second_prep_into_the_same_out_fails_clearly_and_the_first_finishes(te
     cmd = [sys.executable, "-m", "data_prep.kinetics", "--annotations", str(ann), "--videos", str(videos),
            "--out", str(out), "--workers", "1"]
     first = start_prep_and_wait_for_work(cmd, out)
-    second = no_traceback(subprocess.run(cmd, cwd=USER_DIR, capture_output=True, text=True))
+    # The first one (and its worker) stopped while it holds the lock: it cannot finish before the
+    # second starts, however loaded the machine (this used to be a race).
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        second = no_traceback(subprocess.run(cmd, cwd=USER_DIR, capture_output=True, text=True))
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     assert second.returncode == 2 and f"another preparation (pid {first.pid}) is writing into {out}" in second.stderr
-    assert first.wait(timeout=120) == 0
+    assert first.wait(timeout=300) == 0
     assert len(read_manifest(out, "val")) == 6
 
 

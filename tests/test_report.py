@@ -54,6 +54,7 @@ def test_table_cells_mean_std_and_paper_numbers(tmp_path):
     gn64 = rows[("gn", "64", "4")]
     assert float(gn64["top1_mean"]) == 72.0 and gn64["n"] == "2" and gn64["seeds"] == "0;1"
     assert abs(float(gn64["top1_std"]) - 1.414) < 1e-3 and gn64["paper_top1"] == "74.5"
+    assert b"\r" not in files["csv"].read_bytes()  # lines end in \n for shell tools
     for plot in ("accuracy_plot", "curves_plot"):
         data = files[plot].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -41,6 +41,8 @@ def test_one_batch_run_every_norm(tiny_data, tmp_path, norm):
     # The synthetic data has its own test split: the best checkpoint on val is tested on it.
     assert (results["test_split"], results["test_checkpoint"]) == ("test", "best")
     assert results["test_views"] == "2x2"
+    for name in ("predictions.csv", "load_failures.csv"):  # lines end in \n for shell tools
+        assert b"\r" not in (tmp_path / name).read_bytes()
 
 
 def test_default_config_composes():

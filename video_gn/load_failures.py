@@ -34,7 +34,7 @@ def read_load_failures(dirpath: str | Path) -> dict[str, str]:
 
 def write_load_failures_csv(failed: dict[str, str], path: Path) -> None:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "reason"])
     writer.writerows(sorted(failed.items()))
     atomic_write_text(path, buffer.getvalue())

@@ -28,7 +28,7 @@ def append_rank_rows(run_dir: str | Path, rank: int, rows: list[list]) -> None:
     path = folder / f"rank{rank}.csv"
     new = not path.is_file()
     with path.open("a", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         if new:
             writer.writerow(RANK_COLUMNS)
         writer.writerows(rows)
@@ -58,7 +58,7 @@ def merge_rank_files(run_dir: str | Path, paths: list[str], classes: list[str]) 
         merged.append(row)
     if merged:
         buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=list(merged[0]))
+        writer = csv.DictWriter(buffer, fieldnames=list(merged[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(merged)
         atomic_write_text(run_dir / "predictions.csv", buffer.getvalue())

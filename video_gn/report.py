@@ -314,7 +314,7 @@ def wall_time_rows(table: dict[CellKey, Cell]) -> tuple[list[str], list[list[str
 
 def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
     with path.open("w", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["dataset", "arch", "init", "devices", "max_epochs", "protocol", "norm",
                     "frames_per_clip", "frame_stride", "batch_size_per_device", "top1_mean", "top1_std",
                     "top5_mean", "top5_std", "n", "seeds", "wall_time_s_mean", "paper_top1", "paper_top5",
@@ -468,7 +468,7 @@ def run_plots(run: dict, out: Path) -> dict[str, Path]:
     plot_confusion(rows, classes, files["confusion_matrix"])
     plot_per_class(per_class_top1(rows, classes), files["per_class_plot"])
     with files["confused_pairs"].open("w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["true", "predicted", "videos"])
         writer.writerows(most_confused(confusion_matrix(rows, len(classes)), classes, n=len(classes) ** 2))
     return files

@@ -38,7 +38,7 @@ def manifest_path(root: str | Path, split: str) -> Path:
 def write_manifest(root: str | Path, split: str, records: list[ClipRecord]) -> Path:
     """Writes ``<root>/<split>.csv`` atomically (temporary file, then rename)."""
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in records:
         writer.writerow([r.path, r.label, r.label_name, r.num_frames, f"{r.fps:.6g}"])
