@@ -154,14 +154,17 @@ def test_resume_reaches_the_same_state(tiny_data, tmp_path):
     first = tiny_config(tiny_data, tmp_path / "resumed", "trainer.max_epochs=1", "test_after_fit=false")
     train(first)
     assert _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")["global_step"] == 6
+    before = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)["run_wall_time_s"]
     resumed = tiny_config(tiny_data, tmp_path / "resumed", "trainer.max_epochs=2", "test_after_fit=false")
     train(resumed)
     a = _checkpoint_state(tmp_path / "straight/checkpoints/last.ckpt")
     b = _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")
     assert a == b and a["global_step"] == 12 and a["scheduler_step"] == 12
     # The resumed run's results still cover the epoch before the interruption.
-    history = json.loads((tmp_path / "resumed/results.json").read_text())["val_history"]
-    assert [h["epoch"] for h in history] == [0, 1]
+    results = json.loads((tmp_path / "resumed/results.json").read_text())
+    assert [h["epoch"] for h in results["val_history"]] == [0, 1]
+    # Its wall time counts the part before the interruption too (a preempted job reports all of it).
+    assert 0 < before < results["wall_time_s"]
 
 
 class RankProbe(L.Callback):

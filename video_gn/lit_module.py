@@ -7,6 +7,7 @@ itself, so ``save_hyperparameters()`` stays small and ``load_from_checkpoint`` w
 from __future__ import annotations
 
 import importlib.metadata
+import time
 from collections.abc import Mapping, Sequence
 
 import lightning as L
@@ -64,6 +65,7 @@ class VideoClassifier(L.LightningModule):
         # How this run trains (init record, seed, max_epochs; set by train.py), saved in checkpoints
         # so an evaluation of one is reported beside the runs trained the same way.
         self.training_record: dict | None = None
+        self.run_started: float | None = None  # time.time() the run began, resumes included
 
     def setup(self, stage: str) -> None:
         if (self.hparams.norm.get("kind") == "syncbn" and self.trainer.world_size > 1
@@ -136,6 +138,8 @@ class VideoClassifier(L.LightningModule):
         checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
         if self.training_record is not None:
             checkpoint["training_record"] = self.training_record
+        if self.run_started is not None:  # a resumed run counts its earlier time too
+            checkpoint["run_wall_time_s"] = time.time() - self.run_started
         # Self-describing: class names, clip settings and versions, so that `python -m
         # video_gn.predict CKPT VIDEO` needs nothing else (hyper_parameters hold model and norm).
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None

@@ -39,24 +39,26 @@ from .precise_bn import PreciseBatchNorm, batch_norm_layers
 from .predictions import merge_rank_files, per_class_top1
 
 log = logging.getLogger(__name__)
+WALL_TIME_KEY = "run_wall_time_s"  # in each checkpoint: the run's wall time when it was written
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
     return [hydra.utils.instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
 
 
-def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``ckpt_path`` if given, else the ``last.ckpt`` an interrupted run left in this run dir."""
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> tuple[str | None, float]:
+    """``ckpt_path`` if given, else the ``last.ckpt`` an interrupted run left in this run dir (or
+    None); and the wall time the run had spent before it (so a resumed run reports its whole time)."""
     if cfg.get("ckpt_path"):
         if not Path(cfg.ckpt_path).is_file():
             raise MissingFileError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        load_checkpoint(Path(cfg.ckpt_path), "ckpt_path")
-        return str(cfg.ckpt_path)
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None
-    load_checkpoint(last, "the run folder's")
-    return str(last)
+        path, named_by = Path(cfg.ckpt_path), "ckpt_path"
+    else:
+        path, named_by = output_dir / "checkpoints" / "last.ckpt", "the run folder's"
+        if not path.is_file():
+            return None, 0.0
+    checkpoint = load_checkpoint(path, named_by)
+    return str(path), float(checkpoint.get(WALL_TIME_KEY, 0.0))
 
 
 def load_checkpoint(path: Path, named_by: str) -> dict:
@@ -172,7 +174,8 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     fitting = cfg.get("train", True)
     check_config(cfg)  # every value in range, before any work
     # A damaged checkpoint to resume is a clear error before any logger writes a byte.
-    ckpt_path = resume_checkpoint(cfg, output_dir) if fitting else None
+    ckpt_path, earlier_wall_time = resume_checkpoint(cfg, output_dir) if fitting else (None, 0.0)
+    started -= earlier_wall_time
     if fitting:
         init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)
@@ -181,6 +184,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     if fitting:
         module = build_module(cfg)
         module.training_record = {"init": init, "seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs}
+        module.run_started = started
     else:
         module, init = module_to_evaluate(cfg)
     precise_bn = int(cfg.norm.get("precise_bn_batches") or 0)
