@@ -1,7 +1,7 @@
 """The small-batch benchmark on CPU: BN vs GN (and BN with precise statistics) as clips per device
 shrink, the clip-length trade, and the photometric ablation — every cell over several seeds.
 
-    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 5] [--streams 2]
+    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 5] [--streams 2] [--override K=V ...]
     python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid
 
 Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BATCHES = (16, 8, 4, 2)
 TRAIN_CLIPS = 360  # data=synthetic_bench: 30 train clips x 12 classes (one pass for precise BN)
+EXTRA: list[str] = []  # --override: added to every run (e.g. to shrink the grid for a try-out)
 
 
 def cells(seeds: int) -> list[tuple[str, list[str]]]:
@@ -66,9 +67,8 @@ def _job(folder: Path, overrides: list[str], log) -> bool:
     started = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with (folder / "run.log").open("a") as f:
-        result = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides,
-                                 f"hydra.run.dir={folder}"], stdout=f, stderr=subprocess.STDOUT, env=env,
-                                cwd=REPO)
+        result = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides, *EXTRA,
+                                 f"hydra.run.dir={folder}"], stdout=f, stderr=subprocess.STDOUT, env=env)
     log(f"{'done' if result.returncode == 0 else f'FAILED (exit {result.returncode})'} {folder.name} "
         f"in {time.time() - started:.0f} s")
     return result.returncode == 0
@@ -79,7 +79,10 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=Path("logs/small_batch_grid"))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--streams", type=int, default=2)
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run.py override added to every run (repeatable)")
     a = p.parse_args(argv)
+    EXTRA[:] = a.override
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     queue = cells(a.seeds)
@@ -102,7 +105,7 @@ def main(argv=None) -> None:
     log(f"{len(queue)} training runs into {out}, {a.streams} stream(s)")
     for data in ("synthetic_bench", "synthetic_bench_photometric"):  # generated once, before the streams
         subprocess.run([sys.executable, str(REPO / "run.py"), "experiment=small_batch_grid", f"data={data}",
-                        "debug=fast"], cwd=REPO, check=True, capture_output=True)
+                        *EXTRA, "debug=fast"], check=True, capture_output=True)
     threads = [threading.Thread(target=stream) for _ in range(a.streams)]
     for t in threads:
         t.start()

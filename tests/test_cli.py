@@ -138,20 +138,27 @@ def test_readme_evaluates_the_released_nonlocal_model(user_dir):
 
 
 @pytest.mark.slow
-def test_small_batch_grid_on_the_hard_data_two_seeds(tmp_path):
-    """The published small-batch grid, 1 epoch and 2 seeds, from a fresh folder (the hard dataset is
-    generated on first use, smaller), then the report: every cell has n = 2."""
+def test_small_batch_grid_as_typed_two_seeds_then_the_report(tmp_path):
+    """The README's grid command from a fresh folder, shrunk (1 epoch, fewer clips, 2 seeds), then its
+    report: every cell has n = 2, BN+precise beside BN, the ablation in its own table."""
     shrink = ["data.generate.clips_per_class={train:4,val:2,test:2}", "data.generate.frames=16",
-              "data.num_workers=0", "trainer.max_epochs=1", "data.num_test_clips=2", "data.num_test_crops=1"]
-    run_py(tmp_path, "-m", "experiment=small_batch_grid", "norm=bn,gn", "data.batch_size_per_device=8,4,2",
-           "seed=0,1", *shrink)
-    (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
-    report = subprocess.run([sys.executable, "-m", "video_gn.report", str(sweep)], cwd=tmp_path,
+              "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1", "data.num_test_clips=2",
+              "data.num_test_crops=1"]
+    subprocess.run([sys.executable, str(REPO / "bench" / "small_batch_grid.py"), "--out", "logs/small_batch_grid",
+                    "--seeds", "2", *[f"--override={o}" for o in shrink]], cwd=tmp_path, env=user_env(),
+                   check=True, capture_output=True, text=True, timeout=3000)
+    assert len(list((tmp_path / "logs" / "small_batch_grid").glob("*/results.json"))) == 2 * (12 + 4)
+    report = subprocess.run([sys.executable, "-m", "video_gn.report", "logs/small_batch_grid"], cwd=tmp_path,
                             env=user_env(), capture_output=True, text=True, check=True).stdout
-    assert "### synthetic_hard, small, init scratch, 1 device(s), 1 epochs" in report
-    rows = [line for line in report.splitlines() if line.startswith(("| BN |", "| GN |"))]
-    assert len(rows) == 2 and all(line.count("(n=2)") == 3 for line in rows)
-    assert "- BN (8×2 frames): top-1" in report and "- GN (8×2 frames): top-1" in report
+    assert "### synthetic_bench, small, init scratch, 1 device(s), 1 epochs" in report
+    assert "### synthetic_bench_photometric, small, init scratch, 1 device(s), 1 epochs" in report
+    main = report.split("### synthetic_bench_photometric")[0]
+    table = main.split("Cells:")[0]
+    rows = {line.split(" |")[0]: line for line in table.splitlines() if line.startswith(("| BN", "| GN"))}
+    assert set(rows) == {"| BN", "| BN+PRECISE", "| GN"}
+    assert rows["| BN"].count("(n=2)") == rows["| GN"].count("(n=2)") == 5  # 4 batch sizes + 16x1
+    assert rows["| BN+PRECISE"].count("(n=2)") == 4
+    assert "BN − GN at 8×2 frames / 2 clips per device" in main and "paired seeds" in main
 
 
 @pytest.mark.parametrize("args,message", [
