@@ -1,7 +1,8 @@
 """The small-batch benchmark on CPU: BN vs GN (and BN with precise statistics) as clips per device
 shrink, the clip-length trade, and the photometric ablation — every cell over several seeds.
 
-    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 5] [--streams 2] [--override K=V ...]
+    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 5] [--streams 2] \
+        [--override KEY=VALUE ...]
     python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid
 
 Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
@@ -40,8 +41,8 @@ def cells(seeds: int) -> list[tuple[str, list[str]]]:
             out.append((f"{norm}_16x1_b4_s{seed}", [f"norm={norm}", "data.batch_size_per_device=4",
                                                     "data.frames_per_clip=16", "data.frame_stride=1"]))
             # the ablation: the same clips with the per-clip photometric transform
-            out.append((f"{norm}_photometric_8x2_b8_s{seed}", [f"norm={norm}", "data=synthetic_bench_photometric",
-                                                              "data.batch_size_per_device=8"]))
+            out.append((f"{norm}_photometric_8x2_b8_s{seed}",
+                        [f"norm={norm}", "data=synthetic_bench_photometric", "data.batch_size_per_device=8"]))
     return [(name, [*o, f"seed={name.rsplit('_s', 1)[1]}"]) for name, o in out]
 
 

@@ -193,7 +193,8 @@ def read_report(out: Path) -> dict:
 
 def _remembered(report: dict, section: str, settings: EncodeSettings | None = None) -> dict[tuple, dict]:
     """Entries of every split's ``failed`` or ``partial``/``short`` list, keyed by row key (with
-    ``settings``: only from runs with the same settings, which decide too_short, truncated and shorter_than_window)."""
+    ``settings``: only from runs with the same settings, which decide too_short, truncated and
+    shorter_than_window)."""
     entries = [e for s in report["splits"].values() for e in s.get(section, [])
                if settings is None or s.get("settings") == vars(settings)]
     return {(f["youtube_id"], f["time_start"], f["time_end"]): f for f in entries}

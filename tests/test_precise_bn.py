@@ -53,7 +53,8 @@ def test_recomputed_statistics_equal_the_float64_reference():
             m.num_batches_tracked.fill_(123)
     g = torch.Generator().manual_seed(1)
     # Batches of different sizes and statistics: the element weighting matters.
-    batches = [torch.randn(b, 3, 2, 4, 4, generator=g) * s + o for b, s, o in [(2, 1, 0), (3, 2, 1), (1, .5, -1)]]
+    batches = [torch.randn(b, 3, 2, 4, 4, generator=g) * s + o
+               for b, s, o in [(2, 1, 0), (3, 2, 1), (1, .5, -1)]]
     expected = reference_statistics(net, batches)
     net.train()
     assert update_bn_stats(net, iter(batches)) == 3
@@ -107,7 +108,7 @@ def test_precise_bn_on_a_network_without_bn_is_a_clear_error(tiny_data, tmp_path
     ckpt = trained / "checkpoints" / "last.ckpt"
     cfg = compose_config([*TINY, f"data.root={tiny_data}", "norm=bn", "norm.precise_bn_batches=2",
                           "train=false", f"ckpt_path={ckpt}"], output_dir=tmp_path / "eval")
-    with pytest.raises(ConfigError, match=r"norm.precise_bn_batches=2: the network has no BatchNorm layer.*gn"):
+    with pytest.raises(ConfigError, match=r"precise_bn_batches=2: the network has no BatchNorm layer.*gn"):
         train(cfg)
     with pytest.raises(ConfigError, match=r"norm.precise_bn_batches=-1: must be 0 \(off\)"):
         train(compose_config([*TINY, f"data.root={tiny_data}", "norm=bn", "norm.precise_bn_batches=-1"],

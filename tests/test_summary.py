@@ -51,7 +51,8 @@ def test_summary_prints_channels_per_group_and_the_shipped_groups_never_make_ins
 def test_one_channel_per_group_is_a_one_line_warning_naming_the_layer(capsys):
     from video_gn.config_check import check_config
 
-    s = summarize(compose_config(["model=small", "data=synthetic", "norm.num_groups=32"], config_name="summary"))
+    s = summarize(compose_config(["model=small", "data=synthetic", "norm.num_groups=32"],
+                                 config_name="summary"))
     assert s["norm_warning"].startswith("warning: norm=gn has 1 channel per group in stem.norm (32 groups "
                                         "over 32 channels) and 2 more layer(s)")
     assert s["norm_warning"] in format_table(s)

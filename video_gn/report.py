@@ -234,7 +234,8 @@ def norm_differences(table: dict[CellKey, Cell], first: str = "bn", second: str 
             continue
         paired = sorted(set(a.seeds) & set(g.seeds) - {None})
         if len(paired) >= 2:
-            by_seed_a, by_seed_g = dict(zip(a.seeds, a.top1, strict=True)), dict(zip(g.seeds, g.top1, strict=True))
+            by_seed_a = dict(zip(a.seeds, a.top1, strict=True))
+            by_seed_g = dict(zip(g.seeds, g.top1, strict=True))
             diff = Cell(top1=[by_seed_a[x] - by_seed_g[x] for x in paired])
             text = f"{diff.mean():+.1f} ± {diff.std():.1f} points (std over {diff.n} paired seeds)"
         else:
@@ -251,8 +252,9 @@ def convergence(table: dict[CellKey, Cell]) -> list[str]:
         if not fractions:
             continue
         early = sum(x <= 0.8 for x in fractions)
-        lines.append(f"{norm.upper()} {f}×{s} / {b}: best val epoch at {min(fractions):.0%}–{max(fractions):.0%} "
-                     f"of training; {early} of {len(fractions)} runs before the last 20%")
+        lines.append(f"{norm.upper()} {f}×{s} / {b}: best val epoch at {min(fractions):.0%}–"
+                     f"{max(fractions):.0%} of training; {early} of {len(fractions)} runs before the "
+                     "last 20%")
     return lines
 
 

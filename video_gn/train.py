@@ -194,7 +194,9 @@ def _run(cfg: DictConfig, output_dir: Path) -> float | None:
     # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
     # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    callbacks = _instantiate_all(cfg.get("callbacks")) + ([PreciseBatchNorm(precise_bn)] if precise_bn else [])
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if precise_bn:
+        callbacks.append(PreciseBatchNorm(precise_bn))
     trainer = build_trainer(cfg, callbacks, _instantiate_all(cfg.get("logger")) or False)
     if trainer.is_global_zero:
         log_config(trainer.loggers, cfg)
