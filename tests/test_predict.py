@@ -57,9 +57,11 @@ def predict_cli(cwd, *args):
 
 def test_checkpoint_alone_predicts_like_the_test(trained, tmp_path):
     run, data = trained
-    last = run / "checkpoints" / "last.ckpt"
-    expected = reference_probabilities(last, data)
-    saved = torch.load(last, map_location="cpu", weights_only=False)["inference"]
+    # The checkpoint the run's test used (the best on val; the last one may differ)
+    assert json.loads((run / "results.json").read_text())["test_checkpoint"] == "best"
+    (tested,) = (run / "checkpoints").glob("epoch*.ckpt")
+    expected = reference_probabilities(tested, data)
+    saved = torch.load(tested, map_location="cpu", weights_only=False)["inference"]
     assert saved["classes"] == read_classes(data) and saved["frames_per_clip"] == 4
     assert (saved["num_test_clips"], saved["num_test_crops"], saved["eval_short_side"]) == (2, 2, 32)
     assert saved["norm"]["kind"] == "gn" and saved["model"]["arch"] == "small" and saved["video_gn_version"]
@@ -67,7 +69,7 @@ def test_checkpoint_alone_predicts_like_the_test(trained, tmp_path):
     # The checkpoint alone in an empty folder; the dataset (and its classes.txt) out of reach.
     alone = tmp_path / "elsewhere"
     alone.mkdir()
-    shutil.copy(last, alone / "model.ckpt")
+    shutil.copy(tested, alone / "model.ckpt")
     videos = tmp_path / "videos"
     shutil.copytree(data / "test", videos)
     proc = predict_cli(alone, "model.ckpt", *sorted(videos.iterdir()), "--json", "--topk", "3")

@@ -132,6 +132,8 @@ class Cell:
     wall_times: list[float] = field(default_factory=list)
     # best val epoch / epochs trained, per run that trained (None: an evaluation of a checkpoint)
     best_epoch_fractions: list[float | None] = field(default_factory=list)
+    # first epoch within 1 point of the run's best val top-1 / epochs (where its plateau began)
+    plateau_fractions: list[float | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -167,6 +169,7 @@ def tables(runs: list[dict]) -> dict[Context, dict[CellKey, Cell]]:
         cell.run_dirs.append(r["run_dir"])
         cell.wall_times.append(r.get("wall_time_s") or float("nan"))
         cell.best_epoch_fractions.append(best_epoch_fraction(r))
+        cell.plateau_fractions.append(plateau_fraction(r))
     return {c: dict(t) for c, t in sorted(out.items(), key=lambda kv: -sum(x.n for x in kv[1].values()))}
 
 
@@ -177,6 +180,18 @@ def best_epoch_fraction(run: dict) -> float | None:
     if not epochs or best is None or epochs < 0:
         return None
     return (best + 1) / epochs
+
+
+def plateau_fraction(run: dict, within: float = 0.01) -> float | None:
+    """(first epoch whose val top-1 is within ``within`` of the run's best, + 1) / epochs: under a
+    schedule that decays to 0 the last epochs move the weights little, so the best epoch can fall
+    late by a hair while the curve has long been flat."""
+    epochs, history = run.get("max_epochs"), run.get("val_history") or []
+    if not epochs or not history or epochs < 0:
+        return None
+    best = max(h["top1"] for h in history)
+    first = next(h["epoch"] for h in history if h["top1"] >= best - within)
+    return (first + 1) / epochs
 
 
 def _fmt(cell: Cell | None) -> str:
@@ -252,9 +267,10 @@ def convergence(table: dict[CellKey, Cell]) -> list[str]:
         if not fractions:
             continue
         early = sum(x <= 0.8 for x in fractions)
+        plateau = [x for x in c.plateau_fractions if x is not None]
         lines.append(f"{norm.upper()} {f}×{s} / {b}: best val epoch at {min(fractions):.0%}–"
                      f"{max(fractions):.0%} of training; {early} of {len(fractions)} runs before the "
-                     "last 20%")
+                     f"last 20%; within 1 point of the best from {min(plateau):.0%}–{max(plateau):.0%}")
     return lines
 
 
@@ -309,7 +325,7 @@ def wall_time_rows(table: dict[CellKey, Cell]) -> tuple[list[str], list[list[str
     rows = []
     for norm in _norm_order({k[0] for k in table}):
         cells = [table.get((norm, *c)) for c in columns]
-        rows.append([norm.upper()] + ["–" if c is None or all(math.isnan(t) for t in c.wall_times)
+        rows.append([f"{norm.upper()} (s)"] + ["–" if c is None or all(math.isnan(t) for t in c.wall_times)
                                       else f"{np.nanmean(c.wall_times):.0f}" for c in cells])
     return header, rows
 
