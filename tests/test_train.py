@@ -295,7 +295,7 @@ def test_the_split_that_picks_the_checkpoint_never_tests_it(tiny_data, tmp_path)
     results = json.loads((tmp_path / "val" / "results.json").read_text())
     assert (results["test_split"], results["test_checkpoint"]) == ("val", "last")
     assert "picks the best checkpoint" in results["test_checkpoint_reason"]
-    assert results["test_protocol"] == "2 clips x 2 crops, split 'val', last checkpoint"
+    assert results["test_protocol"] == "2 clips x 2 crops, split 'val', last checkpoint, short side 32"
     last = tmp_path / "val" / "checkpoints" / "last.ckpt"
     assert on_val == pytest.approx(top1_of_checkpoint(last, tiny_data, "val"))
 

@@ -284,13 +284,15 @@ def _history_from_last_checkpoint(output_dir: Path) -> list[dict]:
 
 
 def evaluation_protocol(cfg: DictConfig, tested: dict) -> str:
-    """E.g. "10 clips x 3 crops, split 'val', last checkpoint": what the report groups by. A given
-    checkpoint of ours is named by its role in its run (best, last), so a re-evaluation of a run's best
-    checkpoint (e.g. with precise BN) shares that run's protocol."""
+    """E.g. "10 clips x 3 crops, split 'val', last checkpoint, short side 256": what the report groups
+    by. A given checkpoint of ours is named by its role in its run (best, last), so a re-evaluation of
+    a run's best checkpoint (e.g. with precise BN) shares that run's protocol."""
     d = cfg.data
     which = tested.get("role") if tested.get("role") in ("best", "last") else tested["checkpoint"]
+    # The views' size: GN's per-sample statistics depend on the field of view, BN's running ones do
+    # not, so runs tested at another short side are another protocol (docs/results/small_batch_grid).
     return (f"{d.num_test_clips} clips x {d.num_test_crops} crops, split '{tested['split']}', "
-            f"{which} checkpoint")
+            f"{which} checkpoint, short side {d.eval_short_side}")
 
 
 def results_summary(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier, init: dict,
