@@ -90,6 +90,21 @@ def test_evaluate_a_finished_run_tests_exactly_that_checkpoint(user_dir):
     assert result["test_top1"] == pytest.approx(expected)
 
 
+def test_precise_bn_reevaluation_as_typed_then_the_report(user_dir):
+    """README: a BN run, its best checkpoint re-evaluated with precise BN, then the report: both rows."""
+    run_py(user_dir, "norm=bn", *SHRINK, "data.batch_size_per_device=2", "trainer.max_epochs=2")
+    (run_dir,) = (user_dir / "logs" / "runs").iterdir()
+    (best,) = (run_dir / "checkpoints").glob("epoch*.ckpt")
+    run_py(user_dir, "train=false", f"ckpt_path={best.relative_to(user_dir)}", "norm=bn",
+           "norm.precise_bn_batches=50", *SHRINK, "data.batch_size_per_device=2")
+    (evaluated,) = [r for r in results_under(user_dir / "logs" / "runs") if r["init"]["kind"] == "checkpoint"]
+    assert evaluated["precise_bn_batches"] == 50 and evaluated["init"]["role"] == "best"
+    report = subprocess.run([sys.executable, "-m", "video_gn.report", "logs/runs"], cwd=user_dir, env=user_env(),
+                            capture_output=True, text=True, check=True).stdout
+    table = report.split("Cells:")[0]
+    assert "| BN |" in table and "| BN+PRECISE |" in table and report.count("### ") == 1
+
+
 # The Kinetics cells on CPU: ranks as processes instead of GPUs, and clips small enough for the real
 # I3D-R50 (8 frames of 24 px still pass every stride of the network).
 ON_CPU = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]

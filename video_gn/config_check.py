@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
 from .models import build_network
-from .models.norm import instance_norm_warning, norm_layers
+from .models.norm import NormLayer, NormSpec, instance_norm_warning
 
 DECODERS = ("decord", "pyav")
 
@@ -129,8 +129,9 @@ def _check_network(cfg: DictConfig) -> None:
                 raise ConfigError(f"norm.num_groups={groups}: must divide every width of model.arch="
                                   f"{cfg.model.arch} ({', '.join(map(str, widths))}); allowed: "
                                   f"{', '.join(map(str, _divisors(common)))} (or set norm.group_size)")
-        with torch.device("meta"):
-            layout = norm_layers(build_network(model, {**norm, "impl": "torch"}, cfg.data.num_classes))
+        spec = NormSpec.from_config(norm)  # every width is divisible now: the groups of each layer
+        layout = [NormLayer(name, "gn", m.num_features, spec.groups_for(m.num_features))
+                  for name, m in probe.named_modules() if isinstance(m, torch.nn.BatchNorm3d)]
         warning = instance_norm_warning(layout, "gn")
         if warning:
             print(warning, file=sys.stderr)

@@ -23,6 +23,7 @@ from .optim import build_sgd, lr_lambda, scaled_lr
 from .predictions import TOP, append_rank_rows
 
 INFERENCE_KEY = "inference"  # the checkpoint entry video_gn.predict reads
+WALL_TIME_KEY = "run_wall_time_s"  # the run's wall time when the checkpoint was written, resumes included
 
 
 def package_version() -> str:
@@ -139,7 +140,7 @@ class VideoClassifier(L.LightningModule):
         if self.training_record is not None:
             checkpoint["training_record"] = self.training_record
         if self.run_started is not None:  # a resumed run counts its earlier time too
-            checkpoint["run_wall_time_s"] = time.time() - self.run_started
+            checkpoint[WALL_TIME_KEY] = time.time() - self.run_started
         # Self-describing: class names, clip settings and versions, so that `python -m
         # video_gn.predict CKPT VIDEO` needs nothing else (hyper_parameters hold model and norm).
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from itertools import islice
 
 import lightning as L
 import torch
@@ -92,15 +93,9 @@ class PreciseBatchNorm(L.Callback):
         loader = trainer.datamodule.training_batches_loader(trainer.world_size, trainer.global_rank,
                                                            seed=trainer.current_epoch)
 
-        def inputs():
-            for k, batch in enumerate(loader):
-                if k == self.num_batches:
-                    return
-                batch = module.on_after_batch_transfer(
-                    {**batch, "video": batch["video"].to(module.device)}, 0)
-                yield batch["video"]
-
-        used = update_bn_stats(module, inputs())
+        inputs = (module.on_after_batch_transfer({**b, "video": b["video"].to(module.device)}, 0)["video"]
+                  for b in islice(loader, self.num_batches))
+        used = update_bn_stats(module, inputs)
         if used < self.num_batches:
             log.warning("precise BN: the training split has only %d batches per device; used them all "
                         "(norm.precise_bn_batches=%d)", used, self.num_batches)

@@ -32,14 +32,13 @@ from .errors import ConfigError, MissingFileError, ResourceError
 from .experiment_loggers import log_config, log_results
 from .io import atomic_write_text
 from .launch import ranks_run_this_job, remove_if_empty_run
-from .lit_module import VideoClassifier
+from .lit_module import WALL_TIME_KEY, VideoClassifier
 from .load_failures import LoadFailureLog, write_load_failures_csv
 from .models.provenance import init_record, sha256_of
 from .precise_bn import PreciseBatchNorm, batch_norm_layers
 from .predictions import merge_rank_files, per_class_top1
 
 log = logging.getLogger(__name__)
-WALL_TIME_KEY = "run_wall_time_s"  # in each checkpoint: the run's wall time when it was written
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
