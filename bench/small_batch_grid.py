@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_CLIPS = 240  # data=synthetic_bench: 20 train clips x 12 classes (one pass for precise BN)
+TRAIN_CLIPS = 360  # data=synthetic_bench: 30 train clips x 12 classes (one pass for precise BN)
 EXTRA: list[str] = []  # --override: added to every run (e.g. to shrink the grid for a try-out)
 
 
