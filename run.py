@@ -9,14 +9,11 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from video_gn.errors import UserError
+    from video_gn.errors import one_line_errors
     from video_gn.train import train
 
-    try:
+    with one_line_errors():  # a value, file or disk the user must fix: one line, not a traceback
         return train(cfg)
-    except UserError as e:  # a value, file or disk the user must fix: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":
@@ -27,7 +24,7 @@ if __name__ == "__main__":
     try:
         main()
     except HydraException as e:
-        from video_gn.overrides import explain
+        from video_gn.config.overrides import explain
 
         message = explain(e, [a for a in sys.argv[1:] if not a.startswith("-")])
         if message is None or user_full_error:

@@ -8,7 +8,6 @@ renamed, so a clip on disk is always complete.
 
 from __future__ import annotations
 
-import errno
 import struct
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -18,7 +17,8 @@ import av
 import numpy as np
 
 from video_gn.data.decode import decoded_frames, display_quarter_turns
-from video_gn.io import written_atomically
+from video_gn.errors import MACHINE_ERRNOS
+from video_gn.files import written_atomically
 
 
 class UnusableVideo(Exception):
@@ -62,11 +62,6 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
 
 
-# Errors of the machine, not of the video: a rerun after fixing them must prepare the video.
-RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
-                   errno.EMFILE, errno.ENFILE, errno.ENOMEM}
-
-
 class OutputFault(OSError):
     """Writing a clip failed for a reason of the machine (disk full, no permission): the run stops
     and the video is not reported as bad."""
@@ -92,7 +87,7 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
     except UnusableVideo:
         raise
     except (OSError, av.error.FFmpegError) as e:
-        if isinstance(e, OSError) and e.errno in RESOURCE_ERRNOS:  # e.g. no read permission: the
+        if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:  # e.g. no read permission: the
             raise UnusableVideo("unreadable_source", f"{src}: {e.strerror}") from None  # user fixes it
         cut = mp4_cut_short(src)
         if cut:  # an MP4 whose index (written last) never arrived
@@ -109,7 +104,7 @@ def encode_clip(src: str | Path, dst: str | Path, settings: EncodeSettings = Enc
     except (UnusableVideo, OutputFault):
         raise
     except OSError as e:
-        if e.errno in RESOURCE_ERRNOS and getattr(e, "filename", None) != str(src):
+        if e.errno in MACHINE_ERRNOS and getattr(e, "filename", None) != str(src):
             raise OutputFault(e.errno, f"cannot write {dst}: {e.strerror}") from None
         raise UnusableVideo("undecodable", f"{src}: {type(e).__name__}: {e}") from None
     except Exception as e:  # any decoder/encoder failure is the video's, reported not raised

@@ -21,7 +21,6 @@ import argparse
 import csv
 import ctypes
 import fcntl
-import io
 import json
 import os
 import signal
@@ -37,7 +36,7 @@ from tqdm import tqdm
 from data_prep.annotations import YOUTUBE_ID, AnnotationError, BadRow, Row, class_names, read_annotations
 from data_prep.encode import EncodeSettings, OutputFault, UnusableVideo, encode_clip, probe_clip
 from video_gn.data.manifest import ClipRecord, read_classes, read_manifest, write_classes, write_manifest
-from video_gn.io import atomic_write_text
+from video_gn.files import atomic_write_csv, atomic_write_text
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".3gp"}
 CLIP_SUFFIX_LEN = len("_000000_000010")
@@ -413,11 +412,7 @@ MISSING_COLUMNS = ("youtube_id", "time_start", "time_end", "split", "label")
 def write_missing(folder: Path, split: str, entries: list[dict]) -> None:
     """Rows with no downloaded video: one file per split (20k lines of K400 do not belong in the
     report), the count in the report."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MISSING_COLUMNS)
-    writer.writerows([e[c] if e[c] is not None else "" for c in MISSING_COLUMNS] for e in entries)
-    atomic_write_text(folder / f"missing_{split}.csv", buffer.getvalue())
+    atomic_write_csv(folder / f"missing_{split}.csv", MISSING_COLUMNS, entries)
 
 
 def merge_shards(out: Path) -> dict:

@@ -55,7 +55,7 @@ def tiny_data(tmp_path_factory):
 
 def top1_of_checkpoint(ckpt, root, split: str) -> float:
     """The multi-view test top-1 of a checkpoint of ours, computed without the trainer."""
-    from video_gn.lit_module import VideoClassifier
+    from video_gn.training.lit_module import VideoClassifier
 
     return top1_of_module(VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu"), root, split)
 

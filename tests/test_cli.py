@@ -135,7 +135,7 @@ def test_readme_evaluates_the_released_nonlocal_model(user_dir):
     a pickle in the Non-local release's layout (400 classes), on a dataset in the manifest format."""
     from test_caffe2_import import nonlocal_i3d_blobs, write_pickle
 
-    from video_gn.lit_module import VideoClassifier
+    from video_gn.training.lit_module import VideoClassifier
 
     root = user_dir / "k400"
     shutil.copytree(user_dir / "data" / "synthetic", root)
@@ -229,7 +229,7 @@ def test_a_logger_without_its_package_is_explained():
     """Lightning's own words when `logger=wandb` runs without wandb installed, as Hydra wraps them."""
     from hydra.errors import InstantiationException
 
-    from video_gn.overrides import explain
+    from video_gn.config.overrides import explain
 
     error = InstantiationException(
         "Error in call to target 'lightning.pytorch.loggers.wandb.WandbLogger':\nModuleNotFoundError(\""

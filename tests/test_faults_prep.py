@@ -460,7 +460,7 @@ def test_unreadable_source_is_reported_and_retried_next_run(testdata, tmp_path, 
 
 
 def test_full_disk_while_writing_the_manifest_keeps_the_old_one(testdata, tmp_path, monkeypatch):
-    import video_gn.io as vio
+    import video_gn.files as vio
 
     ann, videos, rows = twelve_rows(testdata, tmp_path, 2)
     out = tmp_path / "out"

@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import REPO, TINY, compose_config
 
-from video_gn.config_check import check_config
+from video_gn.config.checks import check_config
 from video_gn.data.manifest import ClipRecord, read_manifest, write_manifest
 from video_gn.errors import ConfigError, ResourceError
 from video_gn.train import train
@@ -198,7 +198,7 @@ def checkpoint_epoch(path: Path) -> int:
 
 def test_failed_checkpoint_write_keeps_the_previous_ones(data, tmp_path, monkeypatch):
     """ENOSPC at the write call of epoch 2's checkpoints (simulated; the real full disk is below)."""
-    import video_gn.checkpoint_io as checkpoint_io
+    import video_gn.record.checkpoints as checkpoint_io
 
     writes = []
     real_fsync = os.fsync

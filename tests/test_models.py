@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from video_gn.models import build_network
 from video_gn.models.norm import NormSpec, is_norm
 from video_gn.models.resnet3d import build_model
-from video_gn.optim import param_groups
+from video_gn.training.optim import param_groups
 
 # Non-local Networks Table 1 (I3D 3x1x1), C x T x H x W after each stage for 32 x 224^2 input.
 I3D_R50_STAGES_32 = {

@@ -11,9 +11,9 @@ from conftest import TINY, compose_config
 from torch import nn
 
 from video_gn.errors import ConfigError
-from video_gn.precise_bn import update_bn_stats
 from video_gn.report import tables
 from video_gn.train import train
+from video_gn.training.precise_bn import update_bn_stats
 
 
 def small_bn_net() -> nn.Sequential:

@@ -19,8 +19,8 @@ from conftest import TINY, compose_config
 
 from video_gn.data.dataset import ClipSettings, VideoClipDataset
 from video_gn.data.manifest import read_classes, read_manifest
-from video_gn.lit_module import VideoClassifier
 from video_gn.train import train
+from video_gn.training.lit_module import VideoClassifier
 
 
 @pytest.fixture(scope="module")

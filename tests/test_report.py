@@ -119,8 +119,8 @@ def test_cli_prints_the_table_and_fails_clearly_without_runs(tmp_path, capsys):
 def test_confusion_matrix_at_400_classes_shows_the_most_confused_pairs(tmp_path):
     """Kinetics-size: 400 classes, 2 videos each, a few systematic confusions; the plot keeps the
     classes of the most-confused pairs and the counts equal the rows."""
-    from video_gn.predictions import confusion_matrix
-    from video_gn.report import most_confused, plot_confusion
+    from video_gn.record.predictions import confusion_matrix
+    from video_gn.report.plots import most_confused, plot_confusion
 
     names = [f"class {k:03d}" for k in range(400)]
     rows = []

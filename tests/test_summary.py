@@ -49,7 +49,7 @@ def test_summary_prints_channels_per_group_and_the_shipped_groups_never_make_ins
 
 
 def test_one_channel_per_group_is_a_one_line_warning_naming_the_layer(capsys):
-    from video_gn.config_check import check_config
+    from video_gn.config.checks import check_config
 
     s = summarize(compose_config(["model=small", "data=synthetic", "norm.num_groups=32"],
                                  config_name="summary"))

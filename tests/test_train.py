@@ -15,8 +15,8 @@ from hydra.utils import instantiate
 from data_prep.synthetic import CLASSES
 from video_gn.data.datamodule import VideoDataModule
 from video_gn.data.manifest import ClipRecord, read_manifest, write_manifest
-from video_gn.lit_module import VideoClassifier, average_view_predictions
 from video_gn.train import train
+from video_gn.training.lit_module import VideoClassifier, average_view_predictions
 
 
 def tiny_config(tiny_data, out, *overrides):

@@ -1,10 +1,23 @@
-"""Errors the user fixes, printed by ``run.py`` as one line (``error: ...``) instead of a traceback.
+"""Errors the user fixes, printed by every entry point as one line (``error: ...``) instead of a
+traceback (``one_line_errors``), with an exit code per family.
 
-``ConfigError`` (exit code 2): a config value or input file; the message names the key
-(``data.crop_size=...``) or the file and line, and what would be allowed. ``ResourceError`` (exit
-code 3): the machine stopped the run (a full disk, no permission); nothing written before is lost,
-and the message says how to continue.
+``UserError`` (exit code 1): bad input to a report or tool. ``ConfigError`` (exit code 2): a config
+value or input file; the message names the key (``data.crop_size=...``) or the file and line, and
+what would be allowed. ``ResourceError`` (exit code 3): the machine stopped the run (a full disk, no
+permission); nothing written before is lost, and the message says how to continue.
 """
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Errors of the machine, not of the input (a video, a config): after fixing them the same command
+# must finish the job, so nothing is marked bad because of them.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                            errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 
 class UserError(Exception):
@@ -25,3 +38,16 @@ class ResourceError(UserError):
     """A write failed for a reason of the machine (disk full, permissions)."""
 
     exit_code = 3
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """For entry points: a :class:`UserError` inside ends the program with ``error: <message>`` on
+    stderr and the error's exit code."""
+    try:
+        yield
+    except UserError as e:
+        if e.exit_code == 1:  # SystemExit with a message prints it to stderr and exits with 1
+            raise SystemExit(f"error: {e}") from None
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None

@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import load_option
 from .data import sampling, transforms
 from .data.decode import decoded_frames, display_quarter_turns
-from .lit_module import INFERENCE_KEY, VideoClassifier
+from .errors import ConfigError, MissingFileError, one_line_errors
+from .record.checkpoints import INFERENCE_KEY, read_checkpoint
+from .training.lit_module import VideoClassifier
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # The Non-local I3D release's test protocol (32 frames every 2, 10 clips x 3 crops of 256 px;
 # their 0-255 mean 114.75 / std 57.375 is 0.45 / 0.225 on 0-1 pixels).
 NONLOCAL_SETTINGS = {"dataset": "kinetics400", "frames_per_clip": 32, "frame_stride": 2, "crop_size": 224,
@@ -46,7 +48,6 @@ class UnreadableVideo(Exception):
 class Classifier:
     module: VideoClassifier
     settings: dict  # the inference entry: classes, clip settings, model, norm
-    source: str
 
     @property
     def classes(self) -> list[str]:
@@ -56,47 +57,45 @@ class Classifier:
 def load_classifier(path: str | Path, classes_file: str | Path | None = None, norm: str = "bn") -> Classifier:
     """A checkpoint of ours, or (``.pkl``) a Non-local I3D-R50 release with ``classes_file``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".pkl":
+        if not path.is_file():
+            raise MissingFileError(f"checkpoint={path} does not exist")
         return _load_nonlocal_release(path, classes_file, norm)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path, "checkpoint")
     settings = checkpoint.get(INFERENCE_KEY)
     if not settings:
-        raise ValueError(f"{path} carries no inference settings (a checkpoint written before they were "
-                         "saved, or not one of ours); evaluate it with `python run.py train=false "
-                         "ckpt_path=...` on its dataset instead")
+        raise ConfigError(f"{path} carries no inference settings (a checkpoint written before they were "
+                          "saved, or not one of ours); evaluate it with `python run.py train=false "
+                          "ckpt_path=...` on its dataset instead")
     module = VideoClassifier.from_checkpoint(checkpoint)
     if classes_file:
         settings = {**settings, "classes": _read_classes(classes_file, module.hparams.num_classes)}
-    return Classifier(module.eval(), settings, str(path))
+    return Classifier(module.eval(), settings)
 
 
 def _read_classes(path, expected: int | None = None) -> list[str]:
     classes = [c for c in Path(path).read_text(encoding="utf-8").splitlines() if c.strip()]
     if expected is not None and len(classes) != expected:
-        raise ValueError(f"--classes {path} lists {len(classes)} classes; the network has {expected} outputs")
+        raise ConfigError(f"--classes {path} lists {len(classes)} classes; the network has {expected} "
+                          "outputs")
     return classes
 
 
 def _load_nonlocal_release(path: Path, classes_file, norm: str) -> Classifier:
-    from omegaconf import OmegaConf
-
     from .models.caffe2_import import load_caffe2
 
     if not classes_file:
-        raise ValueError(f"{path} is a Caffe2 pickle without class names: give --classes FILE (for "
+        raise ConfigError(f"{path} is a Caffe2 pickle without class names: give --classes FILE (for "
                          "Kinetics-400 the official label map, 400 names one per line)")
     classes = _read_classes(classes_file)
-    model = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "i3d_r50.yaml"))
-    norm_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "norm" / f"{norm}.yaml"))
+    model, norm_cfg = load_option("model", "i3d_r50"), load_option("norm", norm)
     module = VideoClassifier(model=model, norm=norm_cfg, optim={}, num_classes=len(classes),
                              batch_size_per_device=1, mean=NONLOCAL_SETTINGS["mean"],
                              std=NONLOCAL_SETTINGS["std"])
     load_caffe2(module.net, path, inflate=False, include_head=True)
     settings = {**NONLOCAL_SETTINGS, "classes": classes, "model": model, "norm": norm_cfg,
                 "num_classes": len(classes)}
-    return Classifier(module.eval(), settings, str(path))
+    return Classifier(module.eval(), settings)
 
 
 def read_video(path: str | Path, indices: list[int] | None, short_side: int) -> np.ndarray | int:
@@ -144,9 +143,9 @@ def parse_views(text: str) -> tuple[int, int]:
     try:
         clips, crops = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--views {text!r}: expected CLIPSxCROPS, e.g. 10x3") from None
+        raise ConfigError(f"--views {text!r}: expected CLIPSxCROPS, e.g. 10x3") from None
     if clips < 1 or crops < 1:
-        raise ValueError(f"--views {text!r}: both numbers must be >= 1")
+        raise ConfigError(f"--views {text!r}: both numbers must be >= 1")
     return clips, crops
 
 
@@ -185,12 +184,12 @@ def main(argv=None) -> int:
     p.add_argument("--classes", type=Path, help="class names, one per line (needed for a .pkl)")
     p.add_argument("--norm", default="bn", help="norm of a .pkl release's network (default bn)")
     args = p.parse_args(argv)
-    try:
+    with one_line_errors():
         views = parse_views(args.views) if args.views else None
-        classifier = load_classifier(args.checkpoint, args.classes, args.norm)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        try:
+            classifier = load_classifier(args.checkpoint, args.classes, args.norm)
+        except (ValueError, FileNotFoundError) as e:  # a release that does not fit the network
+            raise ConfigError(str(e)) from None
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     results, failed = [], 0
     for video in args.videos:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-BACKENDS = ("decord", "pyav")
+DECODERS = ("decord", "pyav")  # data.decoder
 # Wanted frames further apart than this are reached by a new seek instead of decoding through.
 SEEK_GAP = 48
 
@@ -28,8 +28,8 @@ class DecodeError(RuntimeError):
 
 
 def read_frames(path: str, indices: Sequence[int], backend: str) -> torch.Tensor:
-    if backend not in BACKENDS:
-        raise ValueError(f"data.decoder={backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend not in DECODERS:
+        raise ValueError(f"data.decoder={backend!r} is not one of {', '.join(DECODERS)}")
     try:
         frames = _read_decord(path, indices) if backend == "decord" else _read_pyav(path, indices)
     except DecodeError:

@@ -13,11 +13,10 @@ A prepared dataset folder holds:
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from video_gn.io import atomic_write_text
+from ..files import atomic_write_csv, atomic_write_text
 
 COLUMNS = ("path", "label", "label_name", "num_frames", "fps")
 
@@ -37,12 +36,8 @@ def manifest_path(root: str | Path, split: str) -> Path:
 
 def write_manifest(root: str | Path, split: str, records: list[ClipRecord]) -> Path:
     """Writes ``<root>/<split>.csv`` atomically (temporary file, then rename)."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in records:
-        writer.writerow([r.path, r.label, r.label_name, r.num_frames, f"{r.fps:.6g}"])
-    return atomic_write_text(manifest_path(root, split), buffer.getvalue())
+    return atomic_write_csv(manifest_path(root, split), COLUMNS,
+                            ([r.path, r.label, r.label_name, r.num_frames, f"{r.fps:.6g}"] for r in records))
 
 
 def read_manifest(root: str | Path, split: str) -> list[ClipRecord]:

@@ -1,36 +1,25 @@
 """``VideoClassifier``: the LightningModule — loss, metrics, multi-view test, optimizer and schedule.
 
+What a run records (validation history, per-video predictions, what its checkpoints carry) is the
+callbacks' (``video_gn.record``, listed in ``conf/callbacks``), not the module's.
+
 It takes primitives (the ``model``, ``norm`` and ``optim`` config mappings) and builds the network
 itself, so ``save_hyperparameters()`` stays small and ``load_from_checkpoint`` works.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import time
 from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.trainer.states import TrainerFn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from .data.transforms import normalize
-from .models import build_network
+from ..data.transforms import normalize
+from ..models import build_network
 from .optim import build_sgd, lr_lambda, scaled_lr
-from .predictions import TOP, append_rank_rows
-
-INFERENCE_KEY = "inference"  # the checkpoint entry video_gn.predict reads
-WALL_TIME_KEY = "run_wall_time_s"  # the run's wall time when the checkpoint was written, resumes included
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("video_gn")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def average_view_predictions(logits: torch.Tensor) -> torch.Tensor:
@@ -62,11 +51,6 @@ class VideoClassifier(L.LightningModule):
             for stage in ("train", "val", "test") for name, k in (("top1", 1), ("top5", top5))
         })
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
-        self.val_history: list[dict] = []  # one entry per validation that ran (not the sanity check)
-        # How this run trains (init record, seed, max_epochs; set by train.py), saved in checkpoints
-        # so an evaluation of one is reported beside the runs trained the same way.
-        self.training_record: dict | None = None
-        self.run_started: float | None = None  # time.time() the run began, resumes included
 
     def setup(self, stage: str) -> None:
         if (self.hparams.norm.get("kind") == "syncbn" and self.trainer.world_size > 1
@@ -109,16 +93,6 @@ class VideoClassifier(L.LightningModule):
         self._log_accuracy("val", logits, batch["label"], on_epoch=True, prog_bar=True)
         self._count_videos("val", batch)
 
-    def on_validation_end(self) -> None:
-        # Here the epoch's metrics are synced over ranks (no collective of our own: rank 0's progress
-        # bar syncs at other points than the other ranks). Only validations that ran are recorded:
-        # an epoch without one (check_val_every_n_epoch > 1) adds nothing.
-        if self.trainer.sanity_checking:
-            return
-        logged = self.trainer.callback_metrics
-        self.val_history.append({"epoch": self.current_epoch, "top1": float(logged["val/top1"]),
-                                 "top5": float(logged["val/top5"]), "videos": int(logged["val/videos"])})
-
     def predict_views(self, video: torch.Tensor) -> torch.Tensor:
         """``[B, V, C, T, H, W]`` -> ``[B, K]``: softmax averaged over each video's V views."""
         b, v = video.shape[:2]
@@ -135,45 +109,13 @@ class VideoClassifier(L.LightningModule):
         module.load_state_dict(checkpoint["state_dict"])
         return module
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["val_history"] = self.val_history  # so a resumed run reports every epoch
-        if self.training_record is not None:
-            checkpoint["training_record"] = self.training_record
-        if self.run_started is not None:  # a resumed run counts its earlier time too
-            checkpoint[WALL_TIME_KEY] = time.time() - self.run_started
-        # Self-describing: class names, clip settings and versions, so that `python -m
-        # video_gn.predict CKPT VIDEO` needs nothing else (hyper_parameters hold model and norm).
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and hasattr(datamodule, "inference_settings"):
-            checkpoint[INFERENCE_KEY] = {
-                **datamodule.inference_settings(), "model": dict(self.hparams.model),
-                "norm": dict(self.hparams.norm), "num_classes": self.hparams.num_classes,
-                "video_gn_version": package_version()}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Only a resumed fit continues the run's history; testing a checkpoint (the best one after
-        # fit, or one given to evaluate) must not replace the history of the run that is testing it.
-        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
-            self.val_history = list(checkpoint.get("val_history", []))
-
-    def on_test_epoch_start(self) -> None:
-        self.test_rows: list[list] = []
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """The multi-view test of one batch; returns its per-video probabilities (what
+        ``PredictionWriter`` writes to ``predictions.csv``)."""
         probs = self.predict_views(batch["video"])
         self._log_accuracy("test", probs, batch["label"], on_epoch=True)
         self._count_videos("test", batch)
-        top = probs.topk(min(TOP, probs.shape[1]), dim=1)
-        for index, label, values, classes in zip(batch["index"].tolist(), batch["label"].tolist(),
-                                                 top.values.tolist(), top.indices.tolist(), strict=True):
-            pairs = zip(classes, values, strict=True)
-            self.test_rows.append([index, label, *[v for pair in pairs for v in pair]])
-
-    def on_test_epoch_end(self) -> None:
-        # Each rank its own file, before the epoch's metric sync (so rank 0, past the sync, finds every
-        # file complete); train.py merges them into predictions.csv.
-        if not self.trainer.fast_dev_run:
-            append_rank_rows(self.trainer.default_root_dir, self.global_rank, self.test_rows)
+        return probs
 
     def global_batch(self) -> int:
         return self.hparams.batch_size_per_device * self.trainer.world_size * \

@@ -1,9 +1,11 @@
 """``check_config(cfg)``: every config value checked when the run is built, before any work.
 
 Each message names the key, the value and the allowed range, so a typo costs seconds, not a failed
-job after the data loaded (or, worse, a run that silently does something else: a crop larger than
-the eval short side used to be zero-padded; ``max_epochs=0`` used to test an untrained network).
-Hydra's own errors for unknown keys stay as they are.
+job after the data loaded, or a run that silently does something else (a crop larger than the eval
+short side would be zero-padded; ``max_epochs=0`` would test an untrained network). The allowed
+values come from the modules that use them. What needs the files (the manifests, the class list, a
+checkpoint) is checked where they are read, still before the first step. Hydra's own errors for
+unknown keys stay as they are (``overrides`` explains them).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from functools import reduce
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError
-from .models import build_network
-from .models.norm import NormLayer, NormSpec, instance_norm_warning
-
-DECODERS = ("decord", "pyav")
+from ..data.datamodule import SHORT_VIDEOS
+from ..data.decode import DECODERS
+from ..errors import ConfigError
+from ..models import build_network
+from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, instance_norm_warning
+from ..training.optim import SCHEDULES
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -58,8 +61,8 @@ def _check_data(d: DictConfig) -> None:
         _at_least(f"data.{key}", d.get(key), 1)
     _at_least("data.num_workers", d.get("num_workers"), 0)
     _at_least("data.max_retries", d.get("max_retries"), 0)
-    if d.get("decoder") not in DECODERS:
-        raise ConfigError(f"data.decoder={d.get('decoder')}: must be one of {', '.join(DECODERS)}")
+    _one_of("data.decoder", d.get("decoder"), DECODERS)
+    _one_of("data.short_videos", d.get("short_videos", SHORT_VIDEOS[0]), SHORT_VIDEOS)
     short = list(d.get("train_short_side") or [])
     if len(short) != 2 or short[0] > short[1]:
         raise ConfigError(f"data.train_short_side={short}: must be [low, high] with low <= high")
@@ -68,14 +71,19 @@ def _check_data(d: DictConfig) -> None:
                           f"side data.train_short_side[0]={short[0]}: the crop would not fit")
     if d.crop_size > d.eval_short_side:
         raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.eval_short_side="
-                          f"{d.eval_short_side}: validation and test crops would not fit (they used to "
-                          "be zero-padded silently); lower the crop or raise the short side")
+                          f"{d.eval_short_side}: validation and test crops would not fit; lower the crop "
+                          "or raise the short side")
     for key in ("mean", "std"):
         values = list(d.get(key) or [])
         if len(values) != 3:
             raise ConfigError(f"data.{key}={values}: must be 3 numbers (R, G, B)")
     if not all(_number(v) for v in [*d.mean, *d.std]) or min(d.std) <= 0:
         raise ConfigError(f"data.mean={list(d.mean)} / data.std={list(d.std)}: numbers, every std > 0")
+
+
+def _one_of(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value}: must be one of {', '.join(allowed)}")
 
 
 def _number(value) -> bool:
@@ -87,6 +95,7 @@ def _check_optim(o: DictConfig) -> None:
         raise ConfigError(f"optim.lr={o.lr}: must be a number > 0 (or null to scale optim.base_lr)")
     if o.get("lr") is None and not (_number(o.get("base_lr")) and o.base_lr > 0):
         raise ConfigError(f"optim.base_lr={o.get('base_lr')}: must be a number > 0")
+    _one_of("optim.schedule", o.get("schedule"), SCHEDULES)
     _at_least("optim.base_batch", o.get("base_batch"), 1)
     _at_least("optim.weight_decay", o.get("weight_decay"), 0)
     if o.get("norm_weight_decay") is not None:
@@ -109,6 +118,8 @@ def _check_network(cfg: DictConfig) -> None:
     every width and the clip against the network's first conv."""
     model = {**OmegaConf.to_container(cfg.model, resolve=True), "pretrained_2d": None, "pretrained_3d": None}
     norm = OmegaConf.to_container(cfg.norm, resolve=True)
+    _one_of("norm.kind", norm.get("kind"), NORM_KINDS)
+    _one_of("norm.impl", norm.get("impl", GN_IMPLS[0]), GN_IMPLS)
     with torch.device("meta"):
         try:
             probe = build_network(model, {**norm, "kind": "bn", "impl": "torch"}, cfg.data.num_classes)

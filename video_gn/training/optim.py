@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .models.norm import is_norm
+from ..models.norm import is_norm
 
 
 def param_groups(model: nn.Module, weight_decay: float, norm_weight_decay: float | None = None,
@@ -31,6 +31,9 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 64) -> float:
     return base_lr * global_batch / base_batch
 
 
+SCHEDULES = ("step", "cosine", "constant")  # optim.schedule
+
+
 def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0,
               milestones: tuple[float, ...] = (), gamma: float = 0.1):
     """Multiplier of the peak LR at a given optimizer step (for ``LambdaLR``, stepped per step).
@@ -38,8 +41,8 @@ def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0,
     ``step``: ×gamma at each milestone (fractions of training); ``cosine``: half-cosine to 0;
     ``constant``. All start with a linear warmup of ``warmup_steps``.
     """
-    if schedule not in ("step", "cosine", "constant"):
-        raise ValueError(f"optim.schedule={schedule!r} is not one of step, cosine, constant")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"optim.schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
     boundaries = [int(f * total_steps) for f in milestones]
 
     def multiplier(step: int) -> float:

@@ -2,21 +2,23 @@
 confusion matrix.
 
 During the test each rank appends its videos' top-5 to its own file (``predictions/rank<r>.csv``:
-no collective, as for load failures); after the test, rank 0 merges them into one
-``predictions.csv`` (video path, label, top-5 class indices, names and probabilities), and
-``results.json`` gets per-class top-1 and the mean class accuracy computed from it.
+no collective, as for load failures; ``PredictionWriter``, a callback of ``conf/callbacks``);
+after the test, rank 0 merges them into one ``predictions.csv`` (video path, label, top-5 class
+indices, names and probabilities), and ``results.json`` gets per-class top-1 and the mean class
+accuracy computed from it (``prediction_results``).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import shutil
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 
-from .io import atomic_write_text
+from ..data.manifest import read_classes
+from ..files import atomic_write_csv
 
 TOP = 5
 RANK_COLUMNS = ["index", "label"] + [f"top{k}_{w}" for k in range(1, TOP + 1) for w in ("index", "prob")]
@@ -32,6 +34,38 @@ def append_rank_rows(run_dir: str | Path, rank: int, rows: list[list]) -> None:
         if new:
             writer.writerow(RANK_COLUMNS)
         writer.writerows(rows)
+
+
+class PredictionWriter(L.Callback):
+    """Each test video's top-5 classes, appended to this rank's file as the test goes."""
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.rows: list[list] = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        top = outputs.topk(min(TOP, outputs.shape[1]), dim=1)  # outputs: the test_step's probabilities
+        for index, label, values, classes in zip(batch["index"].tolist(), batch["label"].tolist(),
+                                                 top.values.tolist(), top.indices.tolist(), strict=True):
+            pairs = zip(classes, values, strict=True)
+            self.rows.append([index, label, *[v for pair in pairs for v in pair]])
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        # Each rank its own file, before the epoch's metric sync (so rank 0, past the sync, finds
+        # every file complete); prediction_results merges them into predictions.csv.
+        if not trainer.fast_dev_run:
+            append_rank_rows(trainer.default_root_dir, trainer.global_rank, self.rows)
+
+
+def prediction_results(run_dir: Path, datamodule) -> dict:
+    """Merges the ranks' per-video rows into ``predictions.csv``; per-class top-1 and the mean class
+    accuracy (what Kinetics papers also report) for results.json."""
+    records = datamodule.records.get("test") or datamodule.usable_records("test")
+    classes = getattr(datamodule, "classes", None) or read_classes(datamodule.root)
+    rows = merge_rank_files(run_dir, [r.path for r in records], classes)
+    per_class = per_class_top1(rows, classes) if rows else {}
+    return {"predictions_file": "predictions.csv" if rows else None,
+            "per_class_top1": per_class,
+            "mean_class_top1": float(np.mean(list(per_class.values()))) if per_class else None}
 
 
 def merge_rank_files(run_dir: str | Path, paths: list[str], classes: list[str]) -> list[dict]:
@@ -57,11 +91,7 @@ def merge_rank_files(run_dir: str | Path, paths: list[str], classes: list[str]) 
                         f"top{k}_prob": round(float(r[f"top{k}_prob"]), 6)})
         merged.append(row)
     if merged:
-        buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=list(merged[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(merged)
-        atomic_write_text(run_dir / "predictions.csv", buffer.getvalue())
+        atomic_write_csv(run_dir / "predictions.csv", list(merged[0]), merged)
     shutil.rmtree(run_dir / "predictions", ignore_errors=True)
     return merged
 

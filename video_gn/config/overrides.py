@@ -13,14 +13,13 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from . import CONF_DIR
 
 
 def _compose(overrides: list[str]) -> DictConfig | None:

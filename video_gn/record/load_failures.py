@@ -11,14 +11,12 @@ the files: one bad video retried every epoch, or seen by two ranks, counts once.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
-from .io import atomic_write_text
+from ..files import atomic_write_csv
 
 
 def read_load_failures(dirpath: str | Path) -> dict[str, str]:
@@ -33,11 +31,7 @@ def read_load_failures(dirpath: str | Path) -> dict[str, str]:
 
 
 def write_load_failures_csv(failed: dict[str, str], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "reason"])
-    writer.writerows(sorted(failed.items()))
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(path, ["path", "reason"], sorted(failed.items()))
 
 
 class LoadFailureLog(L.Callback):

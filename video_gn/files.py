@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash never leaves a half-written manifest, report, clip or checkpoint.
+"""Atomic file writes: a crash never leaves a half-written manifest, report, CSV, clip or checkpoint.
 
 A file is written under a temporary name beside its final one and renamed when complete; if the
 write fails (a full disk, a signal), the temporary file is removed and the old file stays as it was.
@@ -6,8 +6,10 @@ write fails (a full disk, a signal), the temporary file is removed and the old f
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,3 +42,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     with written_atomically(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def atomic_write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence | Mapping],
+                     lineterminator: str = "\n") -> Path:
+    """``header`` then ``rows`` (sequences in header order, or mappings by column name: a missing
+    column is empty) as one CSV file, written atomically."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator=lineterminator)
+    writer.writerow(header)
+    writer.writerows([row.get(c, "") for c in header] if isinstance(row, Mapping) else row for row in rows)
+    return atomic_write_text(path, buffer.getvalue())

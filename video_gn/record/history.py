@@ -1,0 +1,35 @@
+"""``ValidationHistory``: every validation a run made (epoch, top-1, top-5, videos), in order.
+
+results.json's ``val_history`` and the report's curves and convergence checks read it. Checkpoints
+carry it (``val_history``), so a resumed run reports every epoch; testing a checkpoint (the best one
+after fit, or one given to evaluate) does not replace the history of the run that is testing it.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
+
+from .checkpoints import HISTORY_KEY
+
+
+class ValidationHistory(L.Callback):
+    def __init__(self):
+        self.history: list[dict] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here the epoch's metrics are synced over ranks (no collective of our own: rank 0's progress
+        # bar syncs at other points than the other ranks). Only validations that ran are recorded:
+        # an epoch without one (check_val_every_n_epoch > 1) adds nothing.
+        if trainer.sanity_checking:
+            return
+        logged = trainer.callback_metrics
+        self.history.append({"epoch": trainer.current_epoch, "top1": float(logged["val/top1"]),
+                             "top5": float(logged["val/top5"]), "videos": int(logged["val/videos"])})
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[HISTORY_KEY] = self.history
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:  # only a resumed fit continues the run's history
+            self.history = list(checkpoint.get(HISTORY_KEY, []))

@@ -1,0 +1,152 @@
+"""``results.json``: the contract between a training run and the report, as ``data/manifest.py`` is
+between prep and training.
+
+The run writes one per run folder (``results_summary``: every setting that changes the number, the
+validation history, the multi-view test and the protocol it was measured under); the report reads
+them back (``load_runs``) and groups runs by ``evaluation_protocol`` and ``trained_record``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+RESULTS_FILE = "results.json"
+
+
+def evaluation_protocol(cfg: DictConfig, tested: dict) -> str:
+    """E.g. "10 clips x 3 crops, split 'val', last checkpoint, short side 256": what the report groups
+    by. A given checkpoint of ours is named by its role in its run (best, last), so a re-evaluation of
+    a run's best checkpoint (e.g. with precise BN) shares that run's protocol."""
+    d = cfg.data
+    which = tested.get("role") if tested.get("role") in ("best", "last") else tested["checkpoint"]
+    # The views' size: GN's per-sample statistics depend on the field of view, BN's running ones do
+    # not, so runs tested at another short side are another protocol (docs/results/small_batch_grid).
+    return (f"{d.num_test_clips} clips x {d.num_test_crops} crops, split '{tested['split']}', "
+            f"{which} checkpoint, short side {d.eval_short_side}")
+
+
+def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[dict], test: dict,
+                    tested: dict, failed: dict[str, str] | None, wall_time_s: float) -> dict:
+    """What the report reads: every setting that changes the number, the validation history and
+    the multi-view test with its protocol."""
+    best = max(history, key=lambda h: h["top1"]) if history else {}
+    devices = trainer.world_size
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # called outside a Hydra app (tests composing the config)
+        overrides = []
+    d = cfg.data
+    has_test = test.get("test/top1") is not None
+    return {
+        "overrides": overrides,
+        "dataset": d.get("name", ""),
+        "arch": cfg.model.arch,
+        "init": init,
+        # The network's own norm (a checkpoint evaluated with train=false keeps the one it was trained
+        # with), with its settings (GN groups) and whether BN statistics were recomputed (precise BN).
+        "norm": module.hparams.norm["kind"],
+        "norm_settings": dict(module.hparams.norm),
+        "precise_bn_batches": int(cfg.norm.get("precise_bn_batches") or 0) or None,
+        "seed": cfg.seed,
+        "frames_per_clip": d.frames_per_clip,
+        "frame_stride": d.frame_stride,
+        "crop_size": d.crop_size,
+        "batch_size_per_device": d.batch_size_per_device,
+        "devices": devices,
+        "global_batch": d.batch_size_per_device * devices * trainer.accumulate_grad_batches,
+        "max_epochs": cfg.trainer.max_epochs if cfg.get("train", True) else None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "val_split": tested["val_split"],
+        "best_val_top1": best.get("top1"),
+        "best_val_top5": best.get("top5"),
+        "best_val_epoch": best.get("epoch"),
+        "val_history": history,
+        "test_split": tested["split"] if has_test else None,
+        "test_views": f"{d.num_test_clips}x{d.num_test_crops}" if has_test else None,
+        "test_checkpoint": tested["checkpoint"] if has_test else None,
+        "test_checkpoint_reason": tested["reason"] if has_test else None,
+        "test_protocol": evaluation_protocol(cfg, tested) if has_test else None,
+        "test_videos": int(test["test/videos"]) if "test/videos" in test else None,
+        "test_top1": as_float(test.get("test/top1")),
+        "test_top5": as_float(test.get("test/top5")),
+        "wall_time_s": round(wall_time_s, 1),
+        "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated() / 2**30
+                                if torch.cuda.is_available() else None),
+        # Distinct videos that failed to load (train, val and test; every rank; across resumes).
+        "load_failures": None if failed is None else len(failed),
+        "load_failures_file": None if failed is None else "load_failures.csv",
+    }
+
+
+def as_float(value):
+    return None if value is None else float(value)
+
+
+# --- reading runs back ---------------------------------------------------------------------------
+
+def load_runs(paths: list[Path]) -> list[dict]:
+    """Every ``results.json`` below ``paths`` (folders or the files themselves), each with its
+    ``run_dir``."""
+    runs = []
+    for root in paths:
+        files = [root] if root.name == RESULTS_FILE else sorted(root.rglob(RESULTS_FILE))
+        for f in files:
+            r = json.loads(f.read_text())
+            r["run_dir"] = str(f.parent)
+            runs.append(r)
+    if not runs:
+        raise FileNotFoundError(f"no {RESULTS_FILE} under {', '.join(map(str, paths))}")
+    return runs
+
+
+def trained_record(run: dict) -> dict:
+    """How the evaluated weights were trained: the run itself, or for ``train=false`` on a checkpoint
+    of ours (e.g. re-evaluated with precise BN), the record the checkpoint carries (init, seed, epochs),
+    so the evaluation is compared with the runs trained the same way."""
+    init = run.get("init") or {}
+    trained = init.get("trained") if init.get("kind") == "checkpoint" else None
+    if not trained:
+        return {"init": init, "max_epochs": run.get("max_epochs")}
+    return {"init": trained.get("init") or {}, "max_epochs": trained.get("max_epochs")}
+
+
+def init_label(run: dict) -> str:
+    init = trained_record(run)["init"] or {"kind": "unrecorded"}
+    return init["kind"] if "file" not in init else f"{init['kind']} {init['file']} ({init['sha256'][:8]})"
+
+
+def norm_label(run: dict) -> str:
+    """The row a run belongs to: its norm, ``bn+precise`` where BN statistics were recomputed."""
+    return run["norm"] + ("+precise" if run.get("precise_bn_batches") else "")
+
+
+def validation_curve(run: dict) -> list[tuple[int, float]]:
+    """(epoch, val top-1 %) of every validation the run made (results.json's history)."""
+    return [(h["epoch"], 100 * h["top1"]) for h in run.get("val_history", [])]
+
+
+def best_epoch_fraction(run: dict) -> float | None:
+    """Where in training the best validation came: (best epoch + 1) / epochs. A run whose best epoch
+    is in the last 20% of its epochs was probably still improving (not converged)."""
+    epochs, best = run.get("max_epochs"), run.get("best_val_epoch")
+    if not epochs or best is None or epochs < 0:
+        return None
+    return (best + 1) / epochs
+
+
+def plateau_fraction(run: dict, within: float = 0.01) -> float | None:
+    """(first epoch whose val top-1 is within ``within`` of the run's best, + 1) / epochs: under a
+    schedule that decays to 0 the last epochs move the weights little, so the best epoch can fall
+    late by a hair while the curve has long been flat."""
+    epochs, history = run.get("max_epochs"), run.get("val_history") or []
+    if not epochs or not history or epochs < 0:
+        return None
+    best = max(h["top1"] for h in history)
+    first = next(h["epoch"] for h in history if h["top1"] >= best - within)
+    return (first + 1) / epochs

@@ -1,0 +1,158 @@
+"""PNG plots of the report: top-1 vs clips per device (error bars over seeds), val top-1 per epoch,
+and for one run its confusion matrix and per-class top-1 (from ``predictions.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from ..record.predictions import TOP, confusion_matrix, per_class_top1, read_predictions
+from ..record.results import validation_curve
+from .cells import Cell, CellKey, Context, norm_order
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
+    """One panel per context: top-1 vs clips per device, a line per norm and clip setting."""
+    n = len(all_tables)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.2), squeeze=False)
+    for ax, (context, table) in zip(axes[0], all_tables.items(), strict=True):
+        for norm in norm_order({k[0] for k in table}):
+            for f, s in sorted({(k[1], k[2]) for k in table if k[0] == norm}):
+                cells = sorted((k[3], c) for k, c in table.items() if k[:3] == (norm, f, s))
+                ax.errorbar([b for b, _ in cells], [c.mean() for _, c in cells],
+                            yerr=[c.std() for _, c in cells], marker="o", capsize=4,
+                            label=f"{norm.upper()}, {f}×{s} frames")
+        ax.set_xscale("log", base=2)
+        batches = sorted({k[3] for k in table})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_xlabel("clips per device")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title(f"{context.dataset}, {context.arch}, init {context.init.split(' ')[0]}, "
+                     f"{context.devices} device(s)\n"
+                     f"{context.protocol[:70]}", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_training_curves(runs: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in runs:
+        points = validation_curve(r)
+        if points:
+            label = (f"{r['norm'].upper()} {r['frames_per_clip']}f b{r['batch_size_per_device']}"
+                     f" s{r.get('seed', '?')}")
+            ax.plot(*zip(*points, strict=True), marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val top-1 (%)")
+    ax.set_title("Validation accuracy during training")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0] and len(runs) <= 24:
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def class_names_of(rows: list[dict]) -> list[str]:
+    """Index -> class name, from the labels and predictions predictions.csv names."""
+    names: dict[int, str] = {}
+    for r in rows:
+        names[int(r["label"])] = r["label_name"]
+        for k in range(1, TOP + 1):
+            if r.get(f"top{k}_index") not in ("", None):
+                names[int(r[f"top{k}_index"])] = r[f"top{k}_name"]
+    return [names.get(i, str(i)) for i in range(max(names) + 1)]
+
+
+def most_confused(counts, classes: list[str], n: int = 20) -> list[tuple[str, str, int]]:
+    """The ``n`` largest off-diagonal counts: (true class, predicted class, videos)."""
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:n]
+    pairs = [np.unravel_index(i, off.shape) for i in order]
+    return [(classes[t], classes[p], int(off[t, p])) for t, p in pairs if off[t, p] > 0]
+
+
+def plot_confusion(rows: list[dict], classes: list[str], path: Path, max_classes: int = 30) -> None:
+    """Row-normalised confusion matrix with class names on the axes. With more than ``max_classes``
+    classes (Kinetics: 400) only the classes of the most-confused pairs are shown."""
+    counts = confusion_matrix(rows, len(classes))
+    shown = list(range(len(classes)))
+    title = "Confusion matrix (rows: true class, normalised; numbers: videos)"
+    if len(classes) > max_classes:
+        shown = []
+        for t, p, _ in most_confused(counts, classes, n=len(classes)):
+            for name in (t, p):
+                if classes.index(name) not in shown and len(shown) < max_classes:
+                    shown.append(classes.index(name))
+        shown = shown or list(range(max_classes))
+        title = f"The {len(shown)} classes of the most-confused pairs (of {len(classes)})"
+    sub = counts[np.ix_(shown, shown)]
+    rates = sub / np.maximum(counts[shown].sum(1, keepdims=True), 1)
+    size = max(5, 0.35 * len(shown) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    names = [classes[i] for i in shown]
+    ax.set_xticks(range(len(shown)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(shown)), names, fontsize=7)
+    for i in range(len(shown)):
+        for j in range(len(shown)):
+            if sub[i, j]:
+                ax.text(j, i, str(sub[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_per_class(per_class: dict[str, float], path: Path, max_bars: int = 60) -> None:
+    """Horizontal bars of per-class top-1, worst first (with many classes: the worst and best 30)."""
+    ranked = sorted(per_class.items(), key=lambda kv: kv[1])
+    if len(ranked) > max_bars:
+        ranked = ranked[: max_bars // 2] + ranked[-max_bars // 2:]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.22 * len(ranked) + 1)))
+    ax.barh(range(len(ranked)), [100 * v for _, v in ranked], color="tab:blue")
+    ax.set_yticks(range(len(ranked)), [k for k, _ in ranked], fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("top-1 (%)")
+    mean = 100 * np.mean(list(per_class.values()))
+    title = f"Per-class top-1, mean {mean:.1f}% over {len(per_class)} classes"
+    ax.set_title(title + (" (worst and best 30)" if len(per_class) > max_bars else ""), fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_plots(run: dict, out: Path) -> dict[str, Path]:
+    """A single run with ``predictions.csv``: confusion matrix, per-class top-1, confused pairs."""
+    predictions = Path(run["run_dir"]) / (run.get("predictions_file") or "predictions.csv")
+    if not predictions.is_file():
+        return {}
+    rows = read_predictions(predictions)
+    classes = class_names_of(rows)
+    files = {"confusion_matrix": out / "confusion_matrix.png", "per_class_plot": out / "per_class_top1.png",
+             "confused_pairs": out / "confused_pairs.csv"}
+    plot_confusion(rows, classes, files["confusion_matrix"])
+    plot_per_class(per_class_top1(rows, classes), files["per_class_plot"])
+    with files["confused_pairs"].open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["true", "predicted", "videos"])
+        writer.writerows(most_confused(confusion_matrix(rows, len(classes)), classes, n=len(classes) ** 2))
+    return files
+
+
