@@ -26,6 +26,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from video_gn.errors import ConfigError
+
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"validate": "val", "validation": "val", "training": "train", "testing": "test"}
@@ -34,7 +36,7 @@ KNOWN_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split", "is_c
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(ConfigError):
     """A malformed annotation file: says which file, which line, and what was expected."""
 
 
