@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.encode import EncodeSettings, write_frames
-from video_gn.data.manifest import ClipRecord, manifest_path, write_classes, write_manifest
+from video_gn.data.manifest import ClipRecord, write_classes, write_manifest
 
 # Unit direction (dx, dy) of each moving class, in image coordinates (y down).
 DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1),
@@ -214,10 +214,6 @@ def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | Non
     if progress:
         print(f"synthetic dataset: {total} clips in {time.time() - start:.1f}s -> {root}")
     return root
-
-
-def is_generated(root: str | Path, splits=("train", "val", "test")) -> bool:
-    return all(manifest_path(root, s).is_file() for s in splits) and (Path(root) / "classes.txt").is_file()
 
 
 def main(argv=None) -> None:

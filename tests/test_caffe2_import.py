@@ -13,7 +13,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from test_inflate import features_2d, random_resnet50, replicate_time_padding
+from test_inflate import features_2d, features_3d, random_resnet50, replicate_time_padding
 
 from video_gn.models import build_network
 from video_gn.models.caffe2_import import load_caffe2
@@ -77,7 +77,7 @@ def test_detectron_2d_inflates_to_the_2d_forward(kind, with_statistics, tmp_path
     image = torch.randn(2, 3, 64, 64)  # RGB
     clip = image.unsqueeze(2).repeat(1, 1, 8, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(net3d.forward_features(clip), features_2d(net2d, image),
+        torch.testing.assert_close(features_3d(net3d, clip), features_2d(net2d, image),
                                    rtol=1e-3, atol=1e-4)
         torch.testing.assert_close(net3d(clip), net2d(image), rtol=1e-3, atol=1e-4)
 

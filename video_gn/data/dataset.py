@@ -4,8 +4,8 @@ A sample is a dict: ``video`` (uint8 ``[C, T, H, W]``, or ``[V, C, T, H, W]`` in
 ``label``, ``index`` (of the manifest row), and ``load_errors``: one ``path<TAB>reason`` line per
 video that failed before this sample was produced (a string, so it crosses worker processes and
 the default collate). A video that fails to open or decode is logged with its path and reason and
-replaced by another sample, so an epoch never stops for one bad file; the module keeps the
-distinct failed paths (``VideoClassifier.failed_videos``) across workers, ranks and resumes.
+replaced by another sample, so an epoch never stops for one bad file; the run keeps the distinct
+failed paths (``record.load_failures.LoadFailureLog``) across workers, ranks and resumes.
 """
 
 from __future__ import annotations

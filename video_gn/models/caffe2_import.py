@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inflate import fit_kernel, mismatch_lines
+from .state_dict import match_state_dict, missing_keys
 
 # Training state stored beside the weights: optimizer momentum per blob, and counters.
 _IGNORED = re.compile(r".*_momentum$|^lr$|^model_iter$|^iter$")
@@ -98,33 +98,19 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
         include_head: also load ``pred_*`` / ``fc1000_*`` into the classifier (same classes only).
     """
     target = model.state_dict()
-    state, unexpected, mismatched = {}, [], []
-    for key, array in blobs.items():
-        name = caffe2_key_to_3d(key)
-        if name is None or name not in target:
-            unexpected.append(key)
-            continue
-        if name.startswith("head.") and not include_head:
-            continue
-        value = torch.from_numpy(np.ascontiguousarray(array))
-        want = target[name].shape
-        if inflate:
-            value = fit_kernel(value, want)
-        if value.shape != want:
-            mismatched.append(f"{key} -> {name}: {tuple(value.shape)} vs {tuple(want)}")
-            continue
-        state[name] = value.to(target[name].dtype)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in blobs.items()}
+    match = match_state_dict(tensors, target, caffe2_key_to_3d, inflate=inflate, include_head=include_head)
+    state = match.state
     if "stem.conv.weight" in state:  # BGR -> RGB (see the module docstring)
         state["stem.conv.weight"] = state["stem.conv.weight"].flip(1)
     if not any("_gn_" in k for k in blobs):
         _fold_missing_bn_statistics(state, target, model)
-    missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")
-               and not (k.startswith("head.") and not include_head)]
-    if unexpected or mismatched or missing:
-        lines = [f"{source} does not match the network:", *mismatch_lines(unexpected, mismatched, missing)]
-        if any("_gn_" in k for k in blobs) and any(k.endswith("running_mean") for k in missing):
+    match.missing = missing_keys(state, target, include_head)
+    if not match.ok():
+        lines = [f"{source} does not match the network:", *match.lines()]
+        if any("_gn_" in k for k in blobs) and any(k.endswith("running_mean") for k in match.missing):
             lines.append("  (the checkpoint holds GroupNorm parameters: use norm=gn)")
-        if any(k.endswith(("_bn_rm", "_bn_riv")) for k in unexpected):
+        if any(k.endswith(("_bn_rm", "_bn_riv")) for k in match.unexpected):
             lines.append("  (the checkpoint holds BatchNorm statistics: use norm=bn or norm=frozen_bn)")
         raise ValueError("\n".join(lines))
     return state

@@ -1,7 +1,6 @@
 """Inflate a 2D ImageNet ResNet checkpoint (torchvision key layout, BN or GN) into a 3D ResNet.
 
-A k x k kernel becomes t x k x k by repeating it t times in time and dividing by t, so a clip of
-identical frames gives the 2D network's activations. Norm parameters and statistics copy as they are.
+Kernels are inflated by ``state_dict.fit_kernel``; norm parameters and statistics copy as they are.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .state_dict import match_state_dict, missing_keys
 
 _CONV_NORM = {"conv1": "conv_a", "conv2": "conv_b", "conv3": "conv_c",
               "bn1": "norm_a", "bn2": "norm_b", "bn3": "norm_c"}
@@ -47,50 +48,15 @@ def load_2d_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def fit_kernel(value: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """A 2-D k x k kernel where the network has t x k x k: repeated t times in time, divided by t."""
-    if value.dim() == 4 and len(shape) == 5:
-        t = shape[2]
-        value = value.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
-    return value
-
-
-def mismatch_lines(unexpected: list[str], mismatched: list[str], missing: list[str]) -> list[str]:
-    """One line per kind of mismatch between a checkpoint and a network, naming the keys."""
-    lines = []
-    for title, keys in (("unexpected in checkpoint", unexpected), ("shape mismatch", mismatched),
-                        ("missing from checkpoint", missing)):
-        if keys:
-            more = " ..." if len(keys) > 20 else ""
-            lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20]) + more)
-    return lines
-
-
 def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: nn.Module,
                        include_head: bool = False) -> dict[str, torch.Tensor]:
     """Returns the 3D state dict for ``model``; raises listing every unmatched/mismatched key."""
     target = model.state_dict()
-    inflated, unexpected, mismatched = {}, [], []
-    for key_2d, value in state_2d.items():
-        key = torchvision_key_to_3d(key_2d)
-        if key.startswith("head.") and not include_head:
-            continue
-        if key not in target:
-            unexpected.append(key_2d)
-            continue
-        want = target[key].shape
-        value = fit_kernel(value, want)
-        if value.shape != want:
-            mismatched.append(f"{key_2d} -> {key}: {tuple(value.shape)} vs {tuple(want)}")
-            continue
-        inflated[key] = value.to(target[key].dtype)
-    missing = [k for k in target
-               if k not in inflated and not (k.startswith("head.") and not include_head)
-               and not k.endswith("num_batches_tracked")]
-    if unexpected or mismatched or missing:
-        lines = mismatch_lines(unexpected, mismatched, missing)
-        raise ValueError("\n".join(["2D checkpoint does not match the 3D network:", *lines]))
-    return inflated
+    match = match_state_dict(state_2d, target, torchvision_key_to_3d, inflate=True, include_head=include_head)
+    match.missing = missing_keys(match.state, target, include_head)
+    if not match.ok():
+        raise ValueError("\n".join(["2D checkpoint does not match the 3D network:", *match.lines()]))
+    return match.state
 
 
 def inflate_from_2d(model: nn.Module, path: str | Path, include_head: bool = False) -> nn.Module:

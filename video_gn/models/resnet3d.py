@@ -189,7 +189,6 @@ class ResNet3d(nn.Module):
             nn.MaxPool3d((pool2_kernel, 1, 1), (pool2_kernel, 1, 1)) if pool2_kernel else nn.Identity()
         )
         self.head = Head(cin, num_classes, dropout)
-        self.feature_dim = cin
         self.reset_parameters(zero_init_last_norm)
 
     def stages(self) -> list[tuple[str, nn.Module]]:
@@ -218,11 +217,6 @@ class ResNet3d(nn.Module):
                 last = getattr(m, "last_norm", None)
                 if is_norm(last) and isinstance(getattr(last, "weight", None), nn.Parameter):
                     nn.init.zeros_(last.weight)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for _, stage in self.stages():
-            x = stage(x)
-        return self.head.pool(x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _, stage in self.stages():

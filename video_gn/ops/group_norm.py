@@ -41,7 +41,7 @@ def group_norm(x: torch.Tensor, num_groups: int, weight: torch.Tensor, bias: tor
     return _GroupNorm.apply(x, weight, bias, num_groups, eps, relu, backend)
 
 
-def check_triton_available(device: torch.device | str | None = None) -> None:
+def check_triton_available() -> None:
     """``norm.impl=triton`` needs CUDA (or the Triton interpreter, for tests on CPU)."""
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if not interpreting and not torch.cuda.is_available():
@@ -70,7 +70,7 @@ class _GroupNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, num_groups, eps, relu, backend):
         ops = _ops(backend)
-        n, c = x.shape[:2]
+        c = x.shape[1]
         with torch.autocast(x.device.type, enabled=False):
             mean, rstd = ops.group_stats(x, num_groups, eps)  # [N, G] fp32
             scale = _per_channel(rstd, num_groups, c) * weight.float()
