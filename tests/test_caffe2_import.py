@@ -158,7 +158,7 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
         load_caffe2(net, path, inflate=False, include_head=True)
     msg = str(err.value)
     assert "unexpected in checkpoint (1): res6_0_branch2a_w" in msg
-    assert "missing from checkpoint (1): res4.2.conv_b.weight" in msg
+    assert "missing from checkpoint (1): res4_2_branch2b_w (ours: res4.2.conv_b.weight)" in msg
 
 
 def test_a_gn_checkpoint_into_a_bn_network_says_which_norm(tmp_path):

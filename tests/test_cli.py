@@ -152,6 +152,28 @@ def test_readme_evaluates_the_released_nonlocal_model(user_dir):
     assert result["test_top1"] == pytest.approx(top1_of_module(module, root, "val", frames_per_clip=8))
 
 
+def test_readme_evaluates_a_pytorchvideo_zoo_model(user_dir):
+    """README: `train=false experiment=k400_i3d_r50 model=i3d_r50_8x8 norm=bn model.pretrained_3d=...pyth`,
+    a file in pytorchvideo's zoo layout (400 classes), on a dataset in the manifest format."""
+    from test_zoo_import import zoo_file
+
+    from video_gn.training.lit_module import VideoClassifier
+
+    root = user_dir / "k400"
+    shutil.copytree(user_dir / "data" / "synthetic", root)
+    (root / "classes.txt").write_text("".join(f"class {k:03d}\n" for k in range(400)))
+    pyth = zoo_file(user_dir, "i3d_8x8")
+    shrink = [o for o in I3D_SHRINK if not o.startswith("data.num_classes")]
+    run_py(user_dir, "train=false", "experiment=k400_i3d_r50", "model=i3d_r50_8x8", "norm=bn",
+           f"data.root={root}", f"model.pretrained_3d={pyth}", *ON_CPU, *shrink)
+    (result,) = results_under(user_dir / "logs" / "runs")
+    assert result["init"]["kind"] == "pretrained_3d" and result["init"]["file"] == pyth.name
+    assert result["arch"] == "i3d_8x8" and result["test_videos"] == 6
+    module = VideoClassifier(model={"arch": "i3d_8x8", "depth": 50, "pretrained_3d": str(pyth)},
+                             norm={"kind": "bn"}, optim={}, num_classes=400, batch_size_per_device=2)
+    assert result["test_top1"] == pytest.approx(top1_of_module(module, root, "val", frames_per_clip=8))
+
+
 @pytest.mark.slow
 def test_small_batch_grid_as_typed_two_seeds_then_the_report(tmp_path):
     """The README's grid command from a fresh folder, shrunk (1 epoch, fewer clips, 2 seeds), then its
@@ -185,7 +207,7 @@ def test_small_batch_grid_as_typed_two_seeds_then_the_report(tmp_path):
                                             "that conf/trainer does not list: add it with a +, as "
                                             "+trainer.accumulate_grad_batches=2"),
     (["model=i3d_r49"], "error: model=i3d_r49 is not an option of model: did you mean model=i3d_r50? the options "
-                        "are c2d_r50, i3d_r101, i3d_r50, small"),
+                        "are c2d_r50, c2d_r50_8x8, i3d_r101, i3d_r50, i3d_r50_8x8, slow_r50_8x8, small"),
     (["model=i3d_r50", "model.depth=49"], "error: model: model.depth=49 is not a depth of model.arch=i3d: one of 50, 101"),
 ])
 def test_a_mistyped_command_line_gets_the_fix_not_a_traceback(tmp_path, args, message):

@@ -119,6 +119,33 @@ def test_predict_a_nonlocal_release_pickle_with_its_label_map(testdata, tmp_path
     assert missing.returncode == 2 and "give --classes FILE" in missing.stderr
 
 
+def test_predict_a_pytorchvideo_zoo_model_with_its_label_map(testdata, tmp_path):
+    """`python -m video_gn.predict I3D_8x8_R50.pyth clip.mp4 --classes label_map.txt`: the architecture
+    is read from the weights; the release's 8x8 clip settings; its probabilities are pytorchvideo's."""
+    from test_zoo_import import reference_model, zoo_file
+
+    from video_gn.predict import load_classifier, predict_video
+
+    pyth = zoo_file(tmp_path, "i3d_8x8")
+    label_map = testdata / "annotations" / "deepmind_kinetics-i3d__label_map_400.txt"
+    video = testdata / "videos" / "mmaction2__demo_demo.mp4"
+    proc = predict_cli(tmp_path, pyth, video, "--classes", label_map, "--views", "1x1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(proc.stdout)["predictions"]
+    classifier = load_classifier(pyth, label_map)
+    assert (classifier.settings["frames_per_clip"], classifier.settings["frame_stride"]) == (8, 8)
+    assert classifier.settings["model"]["arch"] == "i3d_8x8"
+    # the same views through pytorchvideo's own network: the same top-5
+    reference = reference_model("i3d_8x8")
+    classifier.module.net = reference
+    probs = predict_video(classifier, video, (1, 1))
+    top = probs.topk(5)
+    assert [e["index"] for e in entry["top"]] == top.indices.tolist()
+    assert [e["probability"] for e in entry["top"]] == pytest.approx(top.values.tolist(), abs=1e-5)
+    missing = predict_cli(tmp_path, pyth, video)
+    assert missing.returncode == 2 and "is a pytorchvideo checkpoint without class names" in missing.stderr
+
+
 def test_predictions_csv_per_class_results_and_confusion_matrix(trained, tmp_path):
     run, data = trained
     results = json.loads((run / "results.json").read_text())

@@ -4,8 +4,10 @@
 
 ``CKPT`` is a checkpoint of ours (``checkpoints/last.ckpt`` or the best one): it carries the class
 names, the network and the clip settings (``inference`` entry), so it needs nothing else — copied
-alone to another machine it still predicts. Or a Caffe2 pickle of the Non-local I3D release, with
-``--classes label_map.txt`` (the K400 class names, one per line) and the release's clip settings.
+alone to another machine it still predicts. Or a released Kinetics model with ``--classes
+label_map.txt`` (the K400 class names, one per line) and the release's clip settings: a Caffe2
+pickle of the Non-local I3D (``.pkl``), or pytorchvideo's / PySlowFast's I3D, Slow or C2D 8x8 R50
+(``.pyth``; the architecture is read from the weights).
 
 A video is read by any container and codec FFmpeg knows (display rotation applied, damaged packets
 skipped), its frames counted by decoding, then ``num_test_clips`` windows evenly spaced ×
@@ -30,6 +32,7 @@ from .config import load_option
 from .data import sampling, transforms
 from .data.decode import decoded_frames, display_quarter_turns
 from .errors import ConfigError, MissingFileError, one_line_errors
+from .models.zoo_import import ZOO_MODELS, layout_of, zoo_architecture, zoo_state_or_none
 from .record.checkpoints import INFERENCE_KEY, read_checkpoint
 from .training.lit_module import VideoClassifier
 
@@ -38,6 +41,8 @@ from .training.lit_module import VideoClassifier
 NONLOCAL_SETTINGS = {"dataset": "kinetics400", "frames_per_clip": 32, "frame_stride": 2, "crop_size": 224,
                      "eval_short_side": 256, "num_test_clips": 10, "num_test_crops": 3,
                      "mean": [0.45] * 3, "std": [0.225] * 3}
+# pytorchvideo's and PySlowFast's 8x8 Kinetics models: 8 frames every 8, 10 clips x 3 crops of 256 px.
+ZOO_SETTINGS = {**NONLOCAL_SETTINGS, "frames_per_clip": 8, "frame_stride": 8}
 
 
 class UnreadableVideo(Exception):
@@ -55,12 +60,17 @@ class Classifier:
 
 
 def load_classifier(path: str | Path, classes_file: str | Path | None = None, norm: str = "bn") -> Classifier:
-    """A checkpoint of ours, or (``.pkl``) a Non-local I3D-R50 release with ``classes_file``."""
+    """A checkpoint of ours; or, with ``classes_file``, a released model: the Non-local I3D-R50
+    (``.pkl``), pytorchvideo's or PySlowFast's 8x8 models (``.pyth``)."""
     path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint={path} does not exist")
     if path.suffix == ".pkl":
-        if not path.is_file():
-            raise MissingFileError(f"checkpoint={path} does not exist")
-        return _load_nonlocal_release(path, classes_file, norm)
+        return _load_release(path, classes_file, norm, "i3d_r50", NONLOCAL_SETTINGS, "a Caffe2 pickle")
+    zoo = zoo_state_or_none(path)
+    if zoo is not None:
+        config = ZOO_MODELS[zoo_architecture(zoo)][1]
+        return _load_release(path, classes_file, norm, config, ZOO_SETTINGS, f"a {layout_of(zoo)} checkpoint")
     checkpoint = read_checkpoint(path, "checkpoint")
     settings = checkpoint.get(INFERENCE_KEY)
     if not settings:
@@ -81,19 +91,19 @@ def _read_classes(path, expected: int | None = None) -> list[str]:
     return classes
 
 
-def _load_nonlocal_release(path: Path, classes_file, norm: str) -> Classifier:
-    from .models.caffe2_import import load_caffe2
-
+def _load_release(path: Path, classes_file, norm: str, model_option: str, clip_settings: dict,
+                  what: str) -> Classifier:
+    """A released model (no class names, no clip settings inside): ``conf/model/<model_option>``
+    with the file as ``model.pretrained_3d``, tested with the release's ``clip_settings``."""
     if not classes_file:
-        raise ConfigError(f"{path} is a Caffe2 pickle without class names: give --classes FILE (for "
-                         "Kinetics-400 the official label map, 400 names one per line)")
+        raise ConfigError(f"{path} is {what} without class names: give --classes FILE (for "
+                          "Kinetics-400 the official label map, 400 names one per line)")
     classes = _read_classes(classes_file)
-    model, norm_cfg = load_option("model", "i3d_r50"), load_option("norm", norm)
+    model = {**load_option("model", model_option), "pretrained_3d": str(path)}
+    norm_cfg = load_option("norm", norm)
     module = VideoClassifier(model=model, norm=norm_cfg, optim={}, num_classes=len(classes),
-                             batch_size_per_device=1, mean=NONLOCAL_SETTINGS["mean"],
-                             std=NONLOCAL_SETTINGS["std"])
-    load_caffe2(module.net, path, inflate=False, include_head=True)
-    settings = {**NONLOCAL_SETTINGS, "classes": classes, "model": model, "norm": norm_cfg,
+                             batch_size_per_device=1, mean=clip_settings["mean"], std=clip_settings["std"])
+    settings = {**clip_settings, "classes": classes, "model": model, "norm": norm_cfg,
                 "num_classes": len(classes)}
     return Classifier(module.eval(), settings)
 
@@ -175,14 +185,15 @@ def top_k(classifier: Classifier, probs: torch.Tensor, k: int) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m video_gn.predict", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", type=Path, help="a checkpoint of ours (.ckpt) or a Non-local release (.pkl)")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint of ours (.ckpt), a Non-local release "
+                   "(.pkl), or a pytorchvideo / PySlowFast model (.pyth)")
     p.add_argument("videos", type=Path, nargs="+", help="video files (any container FFmpeg reads)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--views", default=None, help="CLIPSxCROPS, default: the checkpoint's test views")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--json", action="store_true", help="one JSON document instead of the table")
-    p.add_argument("--classes", type=Path, help="class names, one per line (needed for a .pkl)")
-    p.add_argument("--norm", default="bn", help="norm of a .pkl release's network (default bn)")
+    p.add_argument("--classes", type=Path, help="class names, one per line (needed for a .pkl or .pyth)")
+    p.add_argument("--norm", default="bn", help="norm of a released model's network (default bn)")
     args = p.parse_args(argv)
     with one_line_errors():
         views = parse_views(args.views) if args.views else None

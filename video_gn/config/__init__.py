@@ -12,9 +12,3 @@ def load_option(group: str, option: str) -> dict:
 
     return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
 
-
-def instantiate_group(group) -> list:
-    """Every entry of a config group that names a ``_target_`` (``conf/callbacks``, ``conf/logger``)."""
-    import hydra
-
-    return [hydra.utils.instantiate(c) for c in (group or {}).values() if c and "_target_" in c]

@@ -64,6 +64,25 @@ def caffe2_key_to_3d(key: str) -> str | None:
     return f"{prefix}{module}.{_NORM_PARAM[param.split('_')[1]]}"
 
 
+def caffe2_file_name(ours: str, *, gn: bool, release: bool) -> str | None:
+    """Our key -> its blob name in a Caffe2 file (the inverse of ``caffe2_key_to_3d``; ``gn``: GN
+    blobs ``_gn_s/_b``; ``release``: the Non-local release's classifier ``pred_*``, not ``fc1000_*``)."""
+    norm = "gn" if gn else "bn"
+    param = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+    if ours == "stem.conv.weight":
+        return "conv1_w"
+    if m := re.fullmatch(r"stem\.norm\.(\w+)", ours):
+        return f"{'conv1' if gn else 'res_conv1'}_{norm}_{param.get(m[1], m[1])}"
+    if m := re.fullmatch(r"head\.fc\.(weight|bias)", ours):
+        return f"{'pred' if release else 'fc1000'}_{'w' if m[1] == 'weight' else 'b'}"
+    m = re.fullmatch(r"res(\d)\.(\d+)\.(shortcut\.conv|shortcut\.norm|conv_[abc]|norm_[abc])\.(\w+)", ours)
+    if m is None:
+        return None
+    branch = "branch1" if m[3].startswith("shortcut") else f"branch2{m[3][-1]}"
+    kind = "w" if m[3].endswith("conv") or m[3].startswith("conv") else f"{norm}_{param.get(m[4], m[4])}"
+    return f"res{m[1]}_{m[2]}_{branch}_{kind}"
+
+
 def caffe2_blobs_or_none(path: str | Path) -> dict[str, np.ndarray] | None:
     """The blobs of a Caffe2/Detectron pickle, or None for a ``torch.save`` file (read once)."""
     path = Path(path)
@@ -107,7 +126,9 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
         _fold_missing_bn_statistics(state, target, model)
     match.missing = missing_keys(state, target, include_head)
     if not match.ok():
-        lines = [f"{source} does not match the network:", *match.lines()]
+        gn, release = any("_gn_" in k for k in blobs), "pred_w" in blobs
+        lines = [f"{source} does not match the network:",
+                 *match.lines(lambda ours: caffe2_file_name(ours, gn=gn, release=release))]
         if any("_gn_" in k for k in blobs) and any(k.endswith("running_mean") for k in match.missing):
             lines.append("  (the checkpoint holds GroupNorm parameters: use norm=gn)")
         if any(k.endswith(("_bn_rm", "_bn_riv")) for k in match.unexpected):

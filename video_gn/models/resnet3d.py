@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .norm import FrozenBatchNorm3d, NormSpec, is_norm
@@ -121,15 +122,24 @@ class Stem(nn.Module):
 
 
 class Head(nn.Module):
-    """Global average pool over (T, H, W) — so any clip length works — then dropout and fc."""
+    """Global average pool over (T, H, W) — so any clip length works — then dropout and fc.
 
-    def __init__(self, cin, num_classes, dropout):
+    ``window``: pytorchvideo's and PySlowFast's head instead average over a (T, H, W) window sliding
+    with stride 1, then over the windows: the same as the global average where the window covers the
+    map (their training size), not on a larger test view (e.g. 256 px crops of a 224 px model). A
+    window larger than the map is clipped to it.
+    """
+
+    def __init__(self, cin, num_classes, dropout, window: Sequence[int] | None = None):
         super().__init__()
+        self.window = tuple(window) if window else None
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):
+        if self.window:
+            x = F.avg_pool3d(x, tuple(min(w, s) for w, s in zip(self.window, x.shape[2:], strict=True)), 1)
         return self.fc(self.dropout(self.pool(x).flatten(1)))
 
 
@@ -146,6 +156,7 @@ class ResNet3d(nn.Module):
         stem_kernel, stem_stride: conv1.
         stem_pool_kernel, stem_pool_stride: pool1, the max pool after conv1.
         pool2_kernel: temporal max pool after res2 (I3D: 2, stride 2), or ``None``.
+        head_window: the head's sliding average window (``Head``), or ``None``: global average.
         dropout: before the classifier.
         zero_init_last_norm: γ=0 in the last norm of each residual block (the paper's init).
     """
@@ -164,6 +175,7 @@ class ResNet3d(nn.Module):
         stem_pool_kernel=(3, 3, 3),
         stem_pool_stride=(2, 2, 2),
         pool2_kernel: int | None = 2,
+        head_window: Sequence[int] | None = None,
         dropout: float = 0.5,
         zero_init_last_norm: bool = True,
     ):
@@ -188,7 +200,7 @@ class ResNet3d(nn.Module):
         self.pool2 = (
             nn.MaxPool3d((pool2_kernel, 1, 1), (pool2_kernel, 1, 1)) if pool2_kernel else nn.Identity()
         )
-        self.head = Head(cin, num_classes, dropout)
+        self.head = Head(cin, num_classes, dropout, head_window)
         self.reset_parameters(zero_init_last_norm)
 
     def stages(self) -> list[tuple[str, nn.Module]]:
@@ -241,6 +253,42 @@ def c2d_resnet(*, depth: int = 50, norm: NormSpec, num_classes: int, dropout: fl
                     stem_kernel=(1, 7, 7), dropout=dropout, zero_init_last_norm=zero_init_last_norm)
 
 
+# The 8-frame models of pytorchvideo's and PySlowFast's Kinetics zoos (I3D_8x8_R50, SLOW_8x8_R50,
+# C2D_8x8_R50; their create_resnet): the stem keeps time (stride 1, no temporal max pool), a
+# temporal max pool after res2 (not in Slow), and their sliding-window head.
+ZOO_STEM = {"stem_stride": (1, 2, 2), "stem_pool_kernel": (1, 3, 3), "stem_pool_stride": (1, 2, 2)}
+
+
+def i3d_8x8_resnet(*, depth: int = 50, norm: NormSpec, num_classes: int, dropout: float = 0.5,
+                   zero_init_last_norm: bool = True) -> ResNet3d:
+    """pytorchvideo's ``i3d_r50`` (I3D_8x8_R50): our I3D's temporal kernels, an 8-frame stem."""
+    return ResNet3d(block=Bottleneck3d, blocks_per_stage=BOTTLENECK_DEPTHS[depth],
+                    temporal_kernels=I3D_TEMPORAL_KERNELS[depth], norm=norm, num_classes=num_classes,
+                    stem_kernel=(5, 7, 7), **ZOO_STEM, pool2_kernel=2, head_window=(4, 7, 7),
+                    dropout=dropout, zero_init_last_norm=zero_init_last_norm)
+
+
+def slow_resnet(*, depth: int = 50, norm: NormSpec, num_classes: int, dropout: float = 0.5,
+                zero_init_last_norm: bool = True) -> ResNet3d:
+    """pytorchvideo's ``slow_r50`` (SlowFast's Slow pathway alone, SLOW_8x8_R50): temporal kernels
+    (3x1x1) only in res4 and res5, no temporal pooling anywhere."""
+    depths = BOTTLENECK_DEPTHS[depth]
+    return ResNet3d(block=Bottleneck3d, blocks_per_stage=depths,
+                    temporal_kernels=[[1] * depths[0], [1] * depths[1], [3] * depths[2], [3] * depths[3]],
+                    norm=norm, num_classes=num_classes, stem_kernel=(1, 7, 7), **ZOO_STEM,
+                    pool2_kernel=None, head_window=(8, 7, 7), dropout=dropout,
+                    zero_init_last_norm=zero_init_last_norm)
+
+
+def c2d_8x8_resnet(*, depth: int = 50, norm: NormSpec, num_classes: int, dropout: float = 0.5,
+                   zero_init_last_norm: bool = True) -> ResNet3d:
+    """pytorchvideo's ``c2d_r50`` (C2D_8x8_R50): no temporal kernels, the 8-frame stem."""
+    depths = BOTTLENECK_DEPTHS[depth]
+    return ResNet3d(block=Bottleneck3d, blocks_per_stage=depths, temporal_kernels=[[1] * n for n in depths],
+                    norm=norm, num_classes=num_classes, stem_kernel=(1, 7, 7), **ZOO_STEM, pool2_kernel=2,
+                    head_window=(4, 7, 7), dropout=dropout, zero_init_last_norm=zero_init_last_norm)
+
+
 def small_resnet(*, norm: NormSpec, num_classes: int, width: int = 32,
                  blocks_per_stage: Sequence[int] = (1, 1, 1, 1), dropout: float = 0.5,
                  zero_init_last_norm: bool = True) -> ResNet3d:
@@ -255,7 +303,8 @@ def small_resnet(*, norm: NormSpec, num_classes: int, width: int = 32,
                     dropout=dropout, zero_init_last_norm=zero_init_last_norm)
 
 
-ARCHITECTURES = {"i3d": i3d_resnet, "c2d": c2d_resnet, "small": small_resnet}
+ARCHITECTURES = {"i3d": i3d_resnet, "c2d": c2d_resnet, "small": small_resnet,
+                 "i3d_8x8": i3d_8x8_resnet, "slow_8x8": slow_resnet, "c2d_8x8": c2d_8x8_resnet}
 
 
 def build_model(*, arch: str, norm: NormSpec, num_classes: int, **arch_kwargs) -> ResNet3d:

@@ -32,11 +32,15 @@ class Match:
     mismatched: list[str] = field(default_factory=list)  # "file name -> our name: shape vs shape"
     missing: list[str] = field(default_factory=list)  # our names the file does not fill
 
-    def lines(self) -> list[str]:
-        """One line per kind of mismatch, naming the keys."""
+    def lines(self, file_name: Callable[[str], str | None] | None = None) -> list[str]:
+        """One line per kind of mismatch, naming the keys; a missing key also by the name the file
+        would have it under (``file_name``: ours -> the file's naming), which is what a user
+        searching the file looks for."""
         lines = []
+        missing = self.missing if file_name is None else [
+            f"{file_name(k) or '?'} (ours: {k})" for k in self.missing]
         kinds = (("unexpected in checkpoint", self.unexpected), ("shape mismatch", self.mismatched),
-                 ("missing from checkpoint", self.missing))
+                 ("missing from checkpoint", missing))
         for title, keys in kinds:
             if keys:
                 more = " ..." if len(keys) > 20 else ""

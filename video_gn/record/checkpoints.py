@@ -1,5 +1,7 @@
-"""Checkpoints: written atomically, read by one function (resume, evaluate, predict), and what a
-run's checkpoints say about it (which one is best, the validation history, the wall time so far).
+"""Checkpoints: written atomically, read by one function (resume, evaluate, predict), and what they
+carry besides the weights: ``InferenceEntry`` (class names and clip settings, for predict) and
+``TrainingRecord`` (init, seed, epochs, wall time so far) as callbacks, which one of its run a
+checkpoint is (best, last), and the validation history (``history.ValidationHistory`` writes it).
 
 ``AtomicCheckpointIO`` writes every checkpoint beside its final name and renames it when complete,
 so a failed write (a full disk, a kill) leaves the previous ``last.ckpt`` and best checkpoint as

@@ -17,7 +17,6 @@ metrics and an artifact.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
@@ -25,7 +24,6 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, WandbLogg
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import instantiate_group
 from ..files import atomic_write_csv
 
 
@@ -70,14 +68,6 @@ class ResumableCSVLogger(CSVLogger):
             self._experiment = KeepingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
 
-
-
-def instantiate_loggers(group: DictConfig | None) -> list[Logger]:
-    """The loggers of ``conf/logger`` (empty: none)."""
-    # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
-    # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    return instantiate_group(group)
 
 
 def flatten(tree, prefix: str = "") -> dict:

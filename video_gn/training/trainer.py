@@ -3,6 +3,7 @@ writes, and the two ways the machine (not the config) can stop it, each one clea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,15 +14,19 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from ..config import instantiate_group
 from ..errors import MACHINE_ERRNOS, ConfigError, ResourceError
 from ..record.checkpoints import AtomicCheckpointIO, last_checkpoint
-from ..record.loggers import instantiate_loggers, log_config
+from ..record.loggers import log_config
 from .precise_bn import PreciseBatchNorm, batch_norm_layers
 
 # Words in Lightning's error that tell which trainer key it is about.
 TRAINER_ERROR_KEYS = (("accelerator", ("accelerator", "gpu backend", "torch_xla", "cuda")),
                       ("precision", ("precision",)), ("strategy", ("strategy",)), ("devices", ("devices",)))
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Every entry of a config group that names a ``_target_`` (``conf/callbacks``, ``conf/logger``)."""
+    return [hydra.utils.instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
 
 
 def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: list = ()) -> L.Trainer:
@@ -34,7 +39,10 @@ def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: lis
     callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     if precise_bn:
         callbacks.append(PreciseBatchNorm(precise_bn))
-    trainer = build_trainer(cfg, callbacks, instantiate_loggers(cfg.get("logger")) or False)
+    # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
+    # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    trainer = build_trainer(cfg, callbacks, instantiate_group(cfg.get("logger")) or False)
     if trainer.is_global_zero:
         log_config(trainer.loggers, cfg)
     if torch.cuda.is_available():
