@@ -7,6 +7,7 @@ one rank. Test loaders carry one video per batch (its views are many).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -66,9 +67,16 @@ class VideoDataModule(L.LightningDataModule):
         return all(manifest_path(self.root, s).is_file() for s in set(self.splits.values()))
 
     def prepare_data(self) -> None:
-        """Runs on one process: generates the default dataset on first use."""
-        if not self._ready() and self.generate is not None:
-            self.generate(root=self.root)
+        """Runs on one process: generates the default dataset on first use. The jobs of a sweep that
+        run at once (a SLURM array) share the folder: one generates it, the others wait for it."""
+        if self._ready() or self.generate is None:
+            return
+        lock = self.root.with_name(self.root.name + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+            if not self._ready():
+                self.generate(root=self.root)
 
     def setup(self, stage: str | None = None) -> None:
         if not self._ready():

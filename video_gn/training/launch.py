@@ -10,6 +10,7 @@ would run every job of the sweep. ``ranks_run_this_job`` makes them run this job
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -63,3 +64,28 @@ def remove_if_empty_run(run_dir: Path) -> None:
     """Removes a run folder that holds nothing but Hydra's files, so it never looks like a run."""
     if holds_nothing(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+
+def with_job_log(error: Exception) -> Exception:
+    """``error`` naming the SLURM job it happened in and that job's log (for the sweep's message)."""
+    import submitit
+
+    env = submitit.JobEnvironment()
+    error.args = (f"{error} (SLURM job {env.job_id}, log {env.paths.stderr})",)
+    return error
+
+
+def ended_job_message(error: BaseException) -> str | None:
+    """A SLURM job of a sweep that ended without a result (cancelled, out of time or memory:
+    submitit's ``UncompletedJobError``, or ``FailedJobError``): one line with its id, state and log;
+    None for any other error."""
+    if type(error).__name__ not in ("UncompletedJobError", "FailedJobError"):
+        return None
+    text = str(error)
+    job = re.search(r"Job (\S+) \(task", text)
+    state = re.search(r"\(state: ([A-Z_]+)\)", text)
+    result = re.search(r"(\S+)_result\.pkl", text)
+    log = f"{result[1]}_log.err" if result else next(iter(re.findall(r"(\S+_log\.err)", text)), None)
+    return (f"SLURM job {job[1] if job else '?'} of the sweep ended without a result"
+            f"{' (' + state[1] + ')' if state else ''}" + (f"; its log: {log}" if log else ""))
