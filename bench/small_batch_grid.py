@@ -6,7 +6,9 @@ shrink, the clip-length trade, and the photometric ablation — every cell over 
     python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid
 
 Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
-its last.ckpt (the training job's own rule), so the grid can span several sessions. Cells run seed
+its last.ckpt (the training job's own rule), so the grid can span several sessions. Finished cells
+kept elsewhere (``docs/results/small_batch_grid/third_design_runs``: their results.json files) are
+restored with ``cp -r <that folder>/. logs/small_batch_grid/`` before starting again. Cells run seed
 by seed (every cell of seed 0 first), so an interrupted grid has whole seeds. Each run is one
 ``python run.py experiment=small_batch_grid ...`` in its own folder; every BN cell's best checkpoint
 is then re-evaluated with precise BN (``train=false norm.precise_bn_batches=N``, N batches = one pass
@@ -59,6 +61,9 @@ def run(out: Path, name: str, overrides: list[str], log) -> bool:
             ok = _job(out / f"{name}_precise", ["experiment=small_batch_grid", *overrides, "train=false",
                                                 f"ckpt_path={best[-1]}",
                                                 f"norm.precise_bn_batches={TRAIN_CLIPS // batch}"], log)
+        elif not (out / f"{name}_precise" / "results.json").is_file():
+            # e.g. a cell restored from docs/results (results.json only): its weights are gone
+            log(f"no checkpoint in {folder.name}: its precise-BN re-evaluation needs the cell run again")
     return ok
 
 

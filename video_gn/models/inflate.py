@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .state_dict import match_state_dict, missing_keys
+from .state_dict import match_state_dict, missing_keys, read_weights_file
 
 _CONV_NORM = {"conv1": "conv_a", "conv2": "conv_b", "conv3": "conv_c",
               "bn1": "norm_a", "bn2": "norm_b", "bn3": "norm_c"}
@@ -38,10 +38,7 @@ def torchvision_key_to_3d(key: str) -> str:
 
 def load_2d_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A local checkpoint: a bare state dict, or one under ``state_dict``/``model``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"2D checkpoint not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = read_weights_file(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -11,8 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+
+
+def read_weights_file(path: str | Path) -> dict:
+    """A foreign ``torch.save`` file (torchvision, pytorchvideo, PySlowFast): tensors, numbers and
+    strings only (``weights_only``: no code from the file runs). Ours are read by
+    ``record.checkpoints.read_checkpoint``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def fit_kernel(value: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .state_dict import match_state_dict, missing_keys
+from .state_dict import match_state_dict, missing_keys, read_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def zoo_state_or_none(path: str | Path) -> dict[str, torch.Tensor] | None:
     path = Path(path)
     if not zipfile.is_zipfile(path):
         return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_weights_file(path)
     state = checkpoint.get("model_state") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         return None
