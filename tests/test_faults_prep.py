@@ -334,8 +334,12 @@ def group_processes(pgid: int) -> list[int]:
 
 
 def start_prep_and_wait_for_work(cmd, out):
+    # As from a terminal: SIGINT at its default even when this test runs where it is ignored (a
+    # job started in the background of a non-interactive shell inherits SIG_IGN, and Python then
+    # never raises KeyboardInterrupt).
     proc = subprocess.Popen(cmd, cwd=USER_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300  # a bound on waiting for the work to start, not a race
     while not list(out.glob("val/.*.tmp*.mp4")) and time.time() < deadline:
         time.sleep(0.02)
