@@ -134,6 +134,31 @@ def test_sample_shapes_per_mode(dataset_dir, decoder):
     assert test.shape == (30, 3, 8, 64, 64)  # [V = 10 clips x 3 crops, C, T, S, S]
 
 
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_cached_videos_give_the_same_samples_and_decode_each_video_once(dataset_dir, decoder, monkeypatch):
+    """data.cache_videos decodes the whole video once; every later sample is cut from memory and is
+    the sample the uncached loader gives for the same random draws (train) or the same views."""
+    import video_gn.data.dataset as dataset_module
+
+    root, records = dataset_dir
+    reads = []
+    real_read = dataset_module.read_frames
+    monkeypatch.setattr(dataset_module, "read_frames",
+                        lambda path, indices, backend: reads.append(path) or real_read(path, indices, backend))
+    for mode in ("train", "val", "test"):
+        plain = VideoClipDataset(root, "train", mode, settings(decoder=decoder))
+        cached = VideoClipDataset(root, "train", mode, settings(decoder=decoder, cache_videos=True))
+        for epoch in range(2):
+            for k in range(len(records)):
+                torch.manual_seed(100 * epoch + k)
+                want = plain[k]["video"]
+                reads.clear()
+                torch.manual_seed(100 * epoch + k)
+                got = cached[k]["video"]
+                assert torch.equal(got, want), (mode, epoch, k)
+                assert len(reads) == (1 if epoch == 0 else 0), (mode, epoch, reads)
+
+
 def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
     root, records = dataset_dir
     truncated = root / "train" / "truncated.mp4"

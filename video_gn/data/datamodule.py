@@ -46,7 +46,7 @@ class VideoDataModule(L.LightningDataModule):
                  mean: Sequence[float] = (0.45, 0.45, 0.45), std: Sequence[float] = (0.225, 0.225, 0.225),
                  num_workers: int = 4, max_retries: int = 10, generate: Callable | None = None,
                  train_split: str = "train", val_split: str = "val", test_split: str = "test",
-                 short_videos: str = "skip", name: str = ""):
+                 short_videos: str = "skip", cache_videos: bool = False, name: str = ""):
         super().__init__()
         self.root, self.name = Path(root), name
         self.num_classes, self.generate = num_classes, generate
@@ -61,7 +61,8 @@ class VideoDataModule(L.LightningDataModule):
         self.settings = ClipSettings(
             frames_per_clip=frames_per_clip, frame_stride=frame_stride, crop_size=crop_size,
             train_short_side=tuple(train_short_side), eval_short_side=eval_short_side,
-            num_test_clips=num_test_clips, num_test_crops=num_test_crops, flip=flip, decoder=decoder)
+            num_test_clips=num_test_clips, num_test_crops=num_test_crops, flip=flip, decoder=decoder,
+            cache_videos=cache_videos)
 
     def _ready(self) -> bool:
         return all(manifest_path(self.root, s).is_file() for s in set(self.splits.values()))

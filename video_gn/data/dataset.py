@@ -37,6 +37,10 @@ class ClipSettings:
     num_test_clips: int = 10
     num_test_crops: int = 3
     flip: bool = True
+    # Keep each video's decoded frames in memory after its first read (data.cache_videos): for a
+    # dataset that fits in RAM, read by the same process every epoch (num_workers=0, or persistent
+    # workers, each with its own copy). Samples are the same as without it; only decoding is saved.
+    cache_videos: bool = False
 
 
 class VideoClipDataset(Dataset):
@@ -62,6 +66,7 @@ class VideoClipDataset(Dataset):
         if not self.records:
             raise ValueError(f"{self.root / (split + '.csv')} lists no clips")
         self.split, self.mode, self.settings, self.max_retries = split, mode, settings, max_retries
+        self._decoded: dict[str, torch.Tensor] = {}  # path -> every frame, when settings.cache_videos
 
     def video_path(self, record: ClipRecord) -> str:
         return str(self.root / record.path)
@@ -98,7 +103,7 @@ class VideoClipDataset(Dataset):
         else:
             indices = sampling.uniform_clips(record.num_frames, s.frames_per_clip, s.frame_stride,
                                              s.num_test_clips)
-        frames = read_frames(path, indices.reshape(-1).tolist(), s.decoder)  # [N, H, W, C]
+        frames = self._frames(path, record, indices.reshape(-1).tolist())  # [N, H, W, C]
         if self.mode == "test":
             video = transforms.test_views(frames, s.frames_per_clip, s.eval_short_side, s.num_test_crops)
         elif self.mode == "train":
@@ -107,3 +112,10 @@ class VideoClipDataset(Dataset):
         else:
             video = transforms.val_transform(frames.permute(0, 3, 1, 2), s.eval_short_side, s.crop_size)
         return {"video": video, "label": record.label, "index": index}
+
+    def _frames(self, path: str, record: ClipRecord, indices: list[int]) -> torch.Tensor:
+        if not self.settings.cache_videos:
+            return read_frames(path, indices, self.settings.decoder)
+        if path not in self._decoded:
+            self._decoded[path] = read_frames(path, list(range(record.num_frames)), self.settings.decoder)
+        return self._decoded[path][indices]
