@@ -138,3 +138,28 @@ def test_confusion_matrix_at_400_classes_shows_the_most_confused_pairs(tmp_path)
     assert (names[7], names[300], 1) in pairs and len(pairs) == 9
     plot_confusion(rows, names, tmp_path / "cm.png")
     assert (tmp_path / "cm.png").stat().st_size > 10000
+
+
+def test_convergence_check_counts_early_bests_and_weighs_the_late_gain_against_val_noise(tmp_path):
+    from video_gn.record.results import late_gain
+
+    history = [{"epoch": e, "top1": a, "videos": 100}
+               for e, a in enumerate([0.2, 0.5, 0.7, 0.8, 0.78, 0.79, 0.8, 0.8, 0.84, 0.82])]
+    gain, se = late_gain({"max_epochs": 10, "val_history": history})
+    # epochs 8-9 are the last 20%: best 0.84 there vs 0.80 before; SE = sqrt(.84 * .16 / 100)
+    assert abs(gain - 0.04) < 1e-12 and abs(se - (0.84 * 0.16 / 100) ** 0.5) < 1e-12
+    assert late_gain({"max_epochs": 10, "val_history": history[:8]}) is None  # nothing in the last 20%
+
+    sweep = tmp_path / "sweep"
+    early = [0.2, 0.5, 0.9, 0.8, 0.8]  # best at epoch 2 of 5: before the last 20%
+    for seed, curve in enumerate([early, [0.2, 0.5, 0.6, 0.7, 0.9]]):
+        run = fake_run(sweep, str(seed), "gn", 8, 4, 0.8, 0.9, seed=seed, epochs=5, curve=curve)
+        results = json.loads((run / "results.json").read_text())
+        results.update(best_val_epoch=int(np.argmax(curve)),
+                       val_history=[{**h, "videos": 100} for h in results["val_history"]])
+        (run / "results.json").write_text(json.dumps(results))
+    md = report([sweep], tmp_path / "out")["markdown"].read_text()
+    # seed 0 gained -10 points in its last epoch, seed 1 +20; the larger SE: seed 0's sqrt(.8 * .2 / 100)
+    assert ("GN 8×8 / 4: best val epoch at 60%–100% of training; 1 of 2 runs before the last 20%; "
+            "within 1 point of the best from 60%–100%; the last 20% gained -10.0 to +20.0 points over "
+            "the earlier best, within the val set's standard error (±4.0) in 1 of 2") in md

@@ -9,6 +9,7 @@ them back (``load_runs``) and groups runs by ``evaluation_protocol`` and ``train
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -138,6 +139,22 @@ def best_epoch_fraction(run: dict) -> float | None:
     if not epochs or best is None or epochs < 0:
         return None
     return (best + 1) / epochs
+
+
+def late_gain(run: dict, last: float = 0.2) -> tuple[float, float] | None:
+    """(best val top-1 in the last ``last`` of the epochs − best before them, the val set's binomial
+    standard error at that best), both as fractions. The issue's rule "best epoch before the last 20%"
+    asks for a gain <= 0; on a val set of a few hundred videos a plateau's maximum lands in its last
+    fifth by chance about as often as anywhere, so a gain within one standard error is noise."""
+    epochs, history = run.get("max_epochs"), run.get("val_history") or []
+    start = (1 - last) * (epochs or 0)
+    before = [h["top1"] for h in history if h["epoch"] + 1 <= start]
+    after = [h for h in history if h["epoch"] + 1 > start]
+    if not epochs or not before or not after:
+        return None
+    best = max(after, key=lambda h: h["top1"])
+    p, n = best["top1"], best.get("videos") or 0
+    return best["top1"] - max(before), (math.sqrt(p * (1 - p) / n) if n else float("nan"))
 
 
 def plateau_fraction(run: dict, within: float = 0.01) -> float | None:

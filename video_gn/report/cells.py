@@ -12,7 +12,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..record.results import best_epoch_fraction, init_label, norm_label, plateau_fraction, trained_record
+from ..record.results import (best_epoch_fraction, init_label, late_gain, norm_label, plateau_fraction,
+                              trained_record)
 
 # GN paper, arXiv 1803.08494 Table 8: (frames, stride, clips per GPU) -> norm -> (top-1, top-5),
 # Kinetics-400 val, I3D-R50 from ImageNet, 8 GPUs, 10 clips x 3 crops.
@@ -81,6 +82,8 @@ class Cell:
     best_epoch_fractions: list[float | None] = field(default_factory=list)
     # first epoch within 1 point of the run's best val top-1 / epochs (where its plateau began)
     plateau_fractions: list[float | None] = field(default_factory=list)
+    # (best val top-1 of the last 20% − best before, val standard error) per run: record.results.late_gain
+    late_gains: list[tuple[float, float] | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -117,6 +120,7 @@ def tables(runs: list[dict]) -> dict[Context, dict[CellKey, Cell]]:
         cell.wall_times.append(r.get("wall_time_s") or float("nan"))
         cell.best_epoch_fractions.append(best_epoch_fraction(r))
         cell.plateau_fractions.append(plateau_fraction(r))
+        cell.late_gains.append(late_gain(r))
     return {c: dict(t) for c, t in sorted(out.items(), key=lambda kv: -sum(x.n for x in kv[1].values()))}
 
 
@@ -168,9 +172,16 @@ def convergence(table: dict[CellKey, Cell]) -> list[str]:
             continue
         early = sum(x <= 0.8 for x in fractions)
         plateau = [x for x in c.plateau_fractions if x is not None]
-        lines.append(f"{norm.upper()} {f}×{s} / {b}: best val epoch at {min(fractions):.0%}–"
-                     f"{max(fractions):.0%} of training; {early} of {len(fractions)} runs before the "
-                     f"last 20%; within 1 point of the best from {min(plateau):.0%}–{max(plateau):.0%}")
+        line = (f"{norm.upper()} {f}×{s} / {b}: best val epoch at {min(fractions):.0%}–"
+                f"{max(fractions):.0%} of training; {early} of {len(fractions)} runs before the "
+                f"last 20%; within 1 point of the best from {min(plateau):.0%}–{max(plateau):.0%}")
+        gains = [g for g in c.late_gains if g is not None]
+        if gains:
+            within = sum(gain <= se for gain, se in gains)
+            line += (f"; the last 20% gained {100 * min(g for g, _ in gains):+.1f} to "
+                     f"{100 * max(g for g, _ in gains):+.1f} points over the earlier best, within the val "
+                     f"set's standard error (±{100 * max(se for _, se in gains):.1f}) in {within} of {len(gains)}")
+        lines.append(line)
     return lines
 
 
