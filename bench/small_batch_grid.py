@@ -7,8 +7,11 @@ shrink, the clip-length trade, and the photometric ablation — every cell over 
 
 Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
 its last.ckpt (the training job's own rule), so the grid can span several sessions. Finished cells
-kept elsewhere (``docs/results/small_batch_grid/third_design_runs``: their results.json files) are
-restored with ``cp -r <that folder>/. logs/small_batch_grid/`` before starting again. Cells run seed
+kept elsewhere (``docs/results/small_batch_grid/<design>_runs``: their results.json files and the
+grid's ``design.yaml``) are restored with ``cp -r <that folder>/. logs/small_batch_grid/`` before
+starting again. ``design.yaml`` is the experiment config the grid was started with: a grid folder
+whose design differs from the current ``conf/experiment/small_batch_grid.yaml`` (+ ``--override``)
+is refused, so cells of two designs never end up in one table. Cells run seed
 by seed (every cell of seed 0 first), so an interrupted grid has whole seeds. Each run is one
 ``python run.py experiment=small_batch_grid ...`` in its own folder; every BN cell's best checkpoint
 is then re-evaluated with precise BN (``train=false norm.precise_bn_batches=N``, N batches = one pass
@@ -48,6 +51,47 @@ def cells(seeds: int) -> list[tuple[str, list[str]]]:
             out.append((f"{norm}_photometric_8x2_b8_s{seed}",
                         [f"norm={norm}", "data=synthetic_bench_photometric", "data.batch_size_per_device=8"]))
     return [(name, [*o, f"seed={name.rsplit('_s', 1)[1]}"]) for name, o in out]
+
+
+DESIGN_KEYS = ("data", "model", "norm", "optim", "trainer")
+
+
+def design() -> dict:
+    """The grid's experiment config (the parts that make a design), as composed for run.py."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    sys.path.insert(0, str(REPO))
+    from video_gn.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=small_batch_grid", *EXTRA])
+    return {k: OmegaConf.to_container(cfg[k], resolve=False) for k in DESIGN_KEYS}
+
+
+def check_design(out: Path) -> None:
+    """Write ``out/design.yaml`` on the first start; refuse a folder started with another design."""
+    from omegaconf import OmegaConf
+
+    current, path = design(), out / "design.yaml"
+    if not path.is_file():
+        if any(out.glob("*/results.json")):
+            raise SystemExit(f"error: {out} holds finished cells but no design.yaml, so which design they "
+                             "belong to is unknown; start the grid in an empty --out")
+        path.write_text(OmegaConf.to_yaml(current, sort_keys=True))
+        return
+    started = OmegaConf.to_container(OmegaConf.load(path))
+    changed = sorted(_differences(started, current))
+    if changed:
+        raise SystemExit(f"error: {out} was started with another design ({'; '.join(changed[:5])}); "
+                         "use a new --out, or restore that design's config")
+
+
+def _differences(old, new, prefix="") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new))
+                for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix[:-1]}: {old} -> {new}"]
 
 
 def run(out: Path, name: str, overrides: list[str], log) -> bool:
@@ -93,6 +137,7 @@ def main(argv=None) -> None:
     EXTRA[:] = a.override
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    check_design(out)
     queue = cells(a.seeds)
     lock = threading.Lock()
     failed = []
@@ -111,7 +156,7 @@ def main(argv=None) -> None:
                 failed.append(name)
 
     log(f"{len(queue)} training runs into {out}, {a.streams} stream(s)")
-    for data in ("synthetic_bench", "synthetic_bench_photometric"):  # generated once, before the streams
+    for data in ("synthetic_bench", "synthetic_bench_photometric") if queue else ():  # once, before the streams
         subprocess.run([sys.executable, str(REPO / "run.py"), "experiment=small_batch_grid", f"data={data}",
                         *EXTRA, "debug=fast"], check=True, capture_output=True)
     threads = [threading.Thread(target=stream) for _ in range(a.streams)]

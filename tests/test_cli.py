@@ -174,6 +174,19 @@ def test_readme_evaluates_a_pytorchvideo_zoo_model(user_dir):
     assert result["test_top1"] == pytest.approx(top1_of_module(module, root, "val", frames_per_clip=8))
 
 
+def test_small_batch_grid_refuses_a_folder_of_another_design(tmp_path):
+    """The grid stamps its folder with the design it started with; cells of two designs (another
+    epoch count, say) must never be skipped as done and land in one table."""
+    grid = tmp_path / "logs" / "small_batch_grid"
+    command = [sys.executable, str(REPO / "bench" / "small_batch_grid.py"), "--out", str(grid), "--seeds", "0"]
+    subprocess.run(command, cwd=tmp_path, env=user_env(), check=True, capture_output=True, timeout=600)
+    assert "max_epochs" in (grid / "design.yaml").read_text()
+    other = subprocess.run([*command, "--override=trainer.max_epochs=7"], cwd=tmp_path, env=user_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode != 0 and "another design (trainer.max_epochs:" in other.stderr
+    assert "-> 7" in other.stderr
+
+
 @pytest.mark.slow
 def test_small_batch_grid_as_typed_two_seeds_then_the_report(tmp_path):
     """The README's grid command from a fresh folder, shrunk (1 epoch, fewer clips, 2 seeds), then its
