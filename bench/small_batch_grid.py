@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_CLIPS = 360  # data=synthetic_bench: 30 train clips x 12 classes (one pass for precise BN)
+TRAIN_CLIPS = [0]  # the design's training clips (one pass for precise BN), set by check_design
 EXTRA: list[str] = []  # --override: added to every run (e.g. to shrink the grid for a try-out)
 
 
@@ -74,6 +74,8 @@ def check_design(out: Path) -> None:
     from omegaconf import OmegaConf
 
     current, path = design(), out / "design.yaml"
+    data = current["data"]
+    TRAIN_CLIPS[0] = data["generate"]["clips_per_class"]["train"] * data["num_classes"]
     if not path.is_file():
         if any(out.glob("*/results.json")):
             raise SystemExit(f"error: {out} holds finished cells but no design.yaml, so which design they "
@@ -104,7 +106,7 @@ def run(out: Path, name: str, overrides: list[str], log) -> bool:
         if best:
             ok = _job(out / f"{name}_precise", ["experiment=small_batch_grid", *overrides, "train=false",
                                                 f"ckpt_path={best[-1]}",
-                                                f"norm.precise_bn_batches={TRAIN_CLIPS // batch}"], log)
+                                                f"norm.precise_bn_batches={TRAIN_CLIPS[0] // batch}"], log)
         elif not (out / f"{name}_precise" / "results.json").is_file():
             # e.g. a cell restored from docs/results (results.json only): its weights are gone
             log(f"no checkpoint in {folder.name}: its precise-BN re-evaluation needs the cell run again")
