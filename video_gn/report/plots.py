@@ -5,6 +5,7 @@ and for one run its confusion matrix and per-class top-1 (from ``predictions.csv
 from __future__ import annotations
 
 import csv
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -35,8 +36,8 @@ def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path:
         ax.set_xlabel("clips per device")
         ax.set_ylabel("top-1 (%)")
         ax.set_title(f"{context.dataset}, {context.arch}, init {context.init.split(' ')[0]}, "
-                     f"{context.devices} device(s)\n"
-                     f"{context.protocol[:70]}", fontsize=8)
+                     f"{context.devices} device(s), {context.max_epochs} epochs\n"
+                     + textwrap.fill(f"{context.protocol}; mean ± std over seeds", 75), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
