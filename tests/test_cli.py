@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO, TINY, top1_of_checkpoint, top1_of_module
 
 # TINY without the keys the commands below set themselves.
@@ -172,6 +173,33 @@ def test_readme_evaluates_a_pytorchvideo_zoo_model(user_dir):
     module = VideoClassifier(model={"arch": "i3d_8x8", "depth": 50, "pretrained_3d": str(pyth)},
                              norm={"kind": "bn"}, optim={}, num_classes=400, batch_size_per_device=2)
     assert result["test_top1"] == pytest.approx(top1_of_module(module, root, "val", frames_per_clip=8))
+
+
+def test_readme_fine_tunes_with_gn_from_a_zoo_model(user_dir):
+    """README: `experiment=k400_i3d_r50 model=c2d_r50_8x8 norm=gn ... model.pretrained_3d=C2D_8x8_R50.pyth`
+    (fine-tune from it): the file's convolutions are the start, its BN layers are not loaded into GN."""
+    from test_zoo_import import reference_model, zoo_file
+
+    root = user_dir / "k400"
+    shutil.copytree(user_dir / "data" / "synthetic", root)
+    (root / "classes.txt").write_text("".join(f"class {k:03d}\n" for k in range(400)))
+    reference = reference_model("c2d_8x8").state_dict()
+    pyth = zoo_file(user_dir, "c2d_8x8", reference)
+    shrink = [o for o in I3D_SHRINK if not o.startswith("data.num_classes")]
+    proc = run_py(user_dir, "experiment=k400_i3d_r50", "model=c2d_r50_8x8", "norm=gn", f"data.root={root}",
+                  "data.frames_per_clip=8", "data.frame_stride=8", f"model.pretrained_3d={pyth}", *ON_CPU,
+                  *shrink, *ONE_BATCH, "data.batch_size_per_device=2", "optim.base_lr=1e-9")
+    assert "BatchNorm layers are not loaded" in proc.stdout + proc.stderr
+    (result,) = results_under(user_dir / "logs" / "runs")
+    assert result["init"]["kind"] == "pretrained_3d" and result["norm"] == "gn" and result["arch"] == "c2d_8x8"
+    # with a ~0 LR the trained weights are the start: the file's stem convolution, GN's own γ = 1
+    # (the file's BN γ were drawn from 0.5-1.5)
+    (ckpt,) = (user_dir / "logs" / "runs").rglob("last.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    stem = next(v for k, v in state.items() if k.endswith("stem.conv.weight"))
+    assert torch.allclose(stem, reference["blocks.0.conv.weight"], rtol=0, atol=1e-6)
+    gn_weights = [v for k, v in state.items() if "stem.norm" in k and k.endswith("weight")]
+    assert gn_weights and all(torch.allclose(w, torch.ones_like(w), rtol=0, atol=1e-6) for w in gn_weights)
 
 
 def test_small_batch_grid_refuses_a_folder_of_another_design(tmp_path):
