@@ -96,11 +96,11 @@ def _differences(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix[:-1]}: {old} -> {new}"]
 
 
-def run(out: Path, name: str, overrides: list[str], log) -> bool:
+def run(out: Path, name: str, overrides: list[str], log, precise_bn: bool = True) -> bool:
     """One training run (skipped if done), then for BN its precise-BN re-evaluation."""
     folder = out / name
     ok = _job(folder, ["experiment=small_batch_grid", *overrides], log)
-    if ok and "norm=bn" in overrides and "_photometric" not in name:
+    if precise_bn and ok and "norm=bn" in overrides and "_photometric" not in name:
         best = sorted((folder / "checkpoints").glob("epoch*.ckpt"))
         batch = next(int(o.split("=")[1]) for o in overrides if o.startswith("data.batch_size_per_device="))
         if best:
@@ -137,10 +137,15 @@ def main(argv=None) -> None:
                    help="a run.py override added to every run (repeatable)")
     a = p.parse_args(argv)
     EXTRA[:] = a.override
-    out = a.out.resolve()
+    run_grid(a.out, cells(a.seeds), a.streams)
+
+
+def run_grid(out: Path, queue: list[tuple[str, list[str]]], streams: int, precise_bn: bool = True) -> None:
+    """Every (folder name, overrides) of ``queue`` into ``out`` (done ones skipped), ``streams`` at a
+    time, after the design check; bench/multigrid_grid.py runs its own cells through this too."""
+    shown, out = out, out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     check_design(out)
-    queue = cells(a.seeds)
     lock = threading.Lock()
     failed = []
 
@@ -154,21 +159,21 @@ def main(argv=None) -> None:
                 if not queue:
                     return
                 name, overrides = queue.pop(0)
-            if not run(out, name, overrides, log):
+            if not run(out, name, overrides, log, precise_bn):
                 failed.append(name)
 
-    log(f"{len(queue)} training runs into {out}, {a.streams} stream(s)")
+    log(f"{len(queue)} training runs into {out}, {streams} stream(s)")
     for data in ("synthetic_bench", "synthetic_bench_photometric") if queue else ():  # once, before the streams
         subprocess.run([sys.executable, str(REPO / "run.py"), "experiment=small_batch_grid", f"data={data}",
                         *EXTRA, "debug=fast"], check=True, capture_output=True)
-    threads = [threading.Thread(target=stream) for _ in range(a.streams)]
+    threads = [threading.Thread(target=stream) for _ in range(streams)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if failed:
         raise SystemExit(f"error: {len(failed)} run(s) failed: {', '.join(failed)} (see their run.log)")
-    log(f"all done: python -m video_gn.report {a.out}")
+    log(f"all done: python -m video_gn.report {shown}")
 
 
 if __name__ == "__main__":

@@ -324,3 +324,15 @@ def test_readme_default_run_then_predict_and_report_as_typed(user_dir):
     assert report.returncode == 0, report.stderr
     assert (run_dir / "report" / "confusion_matrix.png").is_file()
     assert (run_dir / "report" / "per_class_top1.png").is_file()
+
+
+def test_readme_multigrid_long_short_as_typed(user_dir):
+    """README: `python run.py multigrid=long_short` (1 clip per device: the tiny dataset's 24 training
+    videos hold the schedule's largest batch, 16 x the base)."""
+    run_py(user_dir, *SHRINK, "multigrid=long_short", "data.batch_size_per_device=1", "trainer.max_epochs=2",
+           "trainer.limit_val_batches=1", "trainer.limit_test_batches=1")
+    (result,) = results_under(user_dir / "logs" / "runs")
+    assert result["multigrid"]["kind"] == "long_short" and result["epochs"] == result["max_epochs"] == 3
+    phases = result["multigrid"]["phases"]
+    assert [(p["start_epoch"], p["end_epoch"]) for p in phases] == [(0, 1), (1, 2), (2, 3)]
+    assert max(it["clips"] for p in phases for it in p["iterations"]) == 8  # 4 x 2: long and short cycle

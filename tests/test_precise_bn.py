@@ -91,7 +91,8 @@ def test_a_bn_checkpoint_reevaluated_with_precise_bn(tiny_data, tmp_path):
     second = json.loads((evaluated / "results.json").read_text())
     assert second["precise_bn_batches"] == 3 and second["norm"] == "bn"
     assert second["init"]["kind"] == "checkpoint"
-    assert second["init"]["trained"] == {"init": {"kind": "scratch"}, "seed": 3, "max_epochs": 2}
+    assert second["init"]["trained"] == {"init": {"kind": "scratch"}, "seed": 3, "max_epochs": 2,
+                                         "multigrid": None}
     # The checkpoint on disk is untouched; the report puts the evaluation beside the trained run.
     assert torch.equal(torch.load(ckpt, weights_only=False)["state_dict"]["net.stem.norm.running_mean"],
                        before)

@@ -1,7 +1,9 @@
 """Model summary: per-stage output shapes, parameters, forward GFLOPs per clip, and on CUDA the peak
-memory of one training step at ``data.batch_size_per_device``.
+memory of one training step at ``data.batch_size_per_device``; with ``multigrid=long|long_short`` the
+schedule: every phase's shapes, clips per device, activation memory and cost against the base run.
 
     python -m video_gn.summary model=i3d_r50 norm=gn data.frames_per_clip=64 [summary.format=json]
+    python -m video_gn.summary model=small data=synthetic multigrid=long_short
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from video_gn.models import build_network
 from video_gn.models.norm import instance_norm_warning, norm_layers
+from video_gn.training.multigrid import MultigridSchedule, schedule_from_config
 
 
 def summarize(cfg: DictConfig) -> dict:
@@ -49,7 +52,43 @@ def summarize(cfg: DictConfig) -> dict:
     if torch.cuda.is_available():
         result["peak_memory_gib"] = peak_training_memory_gib(model, d.batch_size_per_device,
                                                              result["input_shape"])
+    schedule = schedule_from_config(cfg)
+    if schedule is not None:
+        result["multigrid"] = multigrid_summary(model, schedule, result["gflops"],
+                                                result["saved_activations_mib"])
     return result
+
+
+def multigrid_summary(model: torch.nn.Module, schedule: MultigridSchedule, base_gflops: float,
+                      base_activations_mib: float) -> dict:
+    """Per phase: each iteration's clips per device x frames x crop, its activations kept for backward
+    (fp32) and its cost per clip, both relative to the base shape's; and the run's training compute
+    (every training clip once per epoch) relative to the base schedule's."""
+    per_clip = {}  # (frames, crop) -> (GFLOPs, saved activations MiB) of one clip
+    phases, compute = [], 0.0
+    for phase in schedule.phases:
+        iterations = []
+        for it in phase.iterations:
+            if (it.frames, it.crop) not in per_clip:
+                shape = [3, it.frames, it.crop, it.crop]
+                with torch.no_grad(), FlopCounterMode(display=False) as flops:
+                    model.eval()(torch.zeros(1, *shape))
+                per_clip[it.frames, it.crop] = (flops.get_total_flops() / 1e9,
+                                                saved_activations_mib(model, 1, shape))
+            gflops, mib = per_clip[it.frames, it.crop]
+            iterations.append({"clips": it.clips, "frames": it.frames, "stride": it.stride, "crop": it.crop,
+                               "activations_mib": it.clips * mib,
+                               "activations_vs_base": it.clips * mib / base_activations_mib,
+                               "cost_per_clip_vs_base": gflops / base_gflops})
+        # an epoch reads every clip once; its clips are split over the iterations in proportion to size
+        clips = sum(i["clips"] for i in iterations)
+        epoch_cost = sum(i["clips"] * i["cost_per_clip_vs_base"] for i in iterations) / clips
+        compute += (phase.end_epoch - phase.start_epoch) * epoch_cost
+        phases.append({"epochs": [phase.start_epoch, phase.end_epoch], "stage": phase.stage,
+                       "finetune": phase.finetune, "lr_factor": phase.batch_factor,
+                       "epoch_cost_vs_base": epoch_cost, "iterations": iterations})
+    return {"kind": schedule.kind, "epochs": schedule.epochs, "base_epochs": schedule.base_epochs,
+            "phases": phases, "compute_vs_base_schedule": compute / schedule.base_epochs}
 
 
 def saved_activations_mib(model: torch.nn.Module, batch_size: int, clip_shape: list[int]) -> float:
@@ -103,7 +142,27 @@ def format_table(s: dict) -> str:
     if "peak_memory_gib" in s:
         rows.append(f"peak training memory at {s['batch_size_per_device']} clips/device "
                     f"(bf16 autocast, SGD): {s['peak_memory_gib']:.2f} GiB")
+    if "multigrid" in s:
+        rows += format_multigrid(s["multigrid"])
     return "\n".join(rows)
+
+
+def format_multigrid(m: dict) -> list[str]:
+    rows = [f"multigrid={m['kind']}: {m['epochs']} epochs for the base schedule's {m['base_epochs']}",
+            f"{'epochs':>9} {'stage':>6} {'LR x':>5} {'clips x frames x crop² (stride)':>34} "
+            f"{'activations MiB':>16} {'vs base':>8} {'cost/clip':>10} {'epoch cost':>11}"]
+    for p in m["phases"]:
+        stage = "ft" if p["finetune"] else str(p["stage"])
+        for k, it in enumerate(p["iterations"]):
+            head = (f"{p['epochs'][0]:>4}-{p['epochs'][1]:<4} {stage:>6} {p['lr_factor']:>5}" if k == 0
+                    else " " * 22)
+            tail = f" {p['epoch_cost_vs_base']:>11.2f}" if k == 0 else ""
+            shape = f"{it['clips']}x{it['frames']}x{it['crop']}² ({it['stride']})"
+            rows.append(f"{head} {shape:>34} {it['activations_mib']:>16.0f} "
+                        f"{it['activations_vs_base']:>8.2f} {it['cost_per_clip_vs_base']:>10.3f}{tail}")
+    rows.append(f"training compute vs the base schedule: {m['compute_vs_base_schedule']:.2f} "
+                "(forward FLOPs over every epoch's clips)")
+    return rows
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="summary")

@@ -42,6 +42,7 @@ from .record.predictions import prediction_results
 from .record.results import RESULTS_FILE, as_float, results_summary
 from .training.launch import ranks_run_this_job, remove_if_empty_run
 from .training.lit_module import VideoClassifier
+from .training.multigrid import schedule_from_config, schedule_record
 from .training.trainer import stopped_by_the_machine, trainer_for
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,14 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
     init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
+    schedule = schedule_from_config(cfg)  # None unless multigrid=long|long_short
+    if schedule:
+        datamodule.use_multigrid(schedule, cfg.seed)
     module = build_module(cfg)
-    record = {"init": init, "seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs}
-    trainer = trainer_for(cfg, module, [TrainingRecord(record, started)])
+    record = {"init": init, "seed": cfg.seed,
+              "max_epochs": schedule.epochs if schedule else cfg.trainer.max_epochs,
+              "multigrid": schedule_record(cfg, schedule)}
+    trainer = trainer_for(cfg, module, [TrainingRecord(record, started)], multigrid=schedule)
     network = compiled(module, cfg)
     test_metrics, tested = {}, {"checkpoint": None, "reason": None, "role": None}
     with running(output_dir):
@@ -101,12 +107,16 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> float | None:
 
 
 def build_module(cfg: DictConfig) -> VideoClassifier:
+    norm = OmegaConf.to_container(cfg.norm, resolve=True)
+    multigrid = cfg.get("multigrid", {}).get("kind", "off")
+    if multigrid != "off" and norm["kind"] == "bn" and cfg.multigrid.bn_statistics == "sub_batch":
+        # BN's statistics stay over the base clips per device while multigrid grows the batch
+        norm["sub_batch"] = cfg.data.batch_size_per_device
     return VideoClassifier(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        norm=OmegaConf.to_container(cfg.norm, resolve=True),
+        model=OmegaConf.to_container(cfg.model, resolve=True), norm=norm,
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=cfg.data.num_classes, batch_size_per_device=cfg.data.batch_size_per_device,
-        mean=list(cfg.data.mean), std=list(cfg.data.std))
+        mean=list(cfg.data.mean), std=list(cfg.data.std), multigrid=None if multigrid == "off" else multigrid)
 
 
 def compiled(module: VideoClassifier, cfg: DictConfig):

@@ -22,6 +22,8 @@ from ..data.decode import DECODERS
 from ..errors import ConfigError
 from ..models import build_network
 from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, instance_norm_warning
+from ..training.multigrid import BN_STATISTICS, schedule_from_config
+from ..training.multigrid import KINDS as MULTIGRID_KINDS
 from ..training.optim import SCHEDULES
 
 
@@ -35,7 +37,9 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.max_epochs={epochs}: must be >= 1 (or -1: until max_steps); "
                               "to evaluate a checkpoint without training use train=false ckpt_path=PATH")
     _check_trainer(cfg.trainer)
-    _check_network(cfg)
+    probe = _check_network(cfg)
+    if cfg.get("train", True):
+        _check_multigrid(cfg, probe)
 
 
 def _check_trainer(t: DictConfig) -> None:
@@ -113,7 +117,7 @@ def _divisors(n: int) -> list[int]:
     return [g for g in range(1, n + 1) if n % g == 0]
 
 
-def _check_network(cfg: DictConfig) -> None:
+def _check_network(cfg: DictConfig) -> torch.nn.Module:
     """Builds the network on the meta device (no memory, no files read) to check the norm against
     every width and the clip against the network's first conv."""
     model = {**OmegaConf.to_container(cfg.model, resolve=True), "pretrained_2d": None, "pretrained_3d": None}
@@ -164,3 +168,53 @@ def _check_network(cfg: DictConfig) -> None:
         raise ConfigError(f"data.frames_per_clip={cfg.data.frames_per_clip} x data.crop_size="
                           f"{cfg.data.crop_size} is too small for model.arch={cfg.model.arch}: "
                           f"{str(e).splitlines()[0]}") from None
+    return probe
+
+
+def _check_multigrid(cfg: DictConfig, probe: torch.nn.Module) -> None:
+    """The multigrid group's values, and every shape of its schedule through the (meta) network."""
+    m = cfg.get("multigrid")
+    if m is None:
+        return
+    _one_of("multigrid.kind", m.get("kind"), MULTIGRID_KINDS)
+    if m.kind == "off":
+        return
+    _one_of("multigrid.bn_statistics", m.get("bn_statistics"), BN_STATISTICS)
+    if m.bn_statistics == "sub_batch" and cfg.norm.kind == "syncbn":
+        raise ConfigError("multigrid.bn_statistics=sub_batch splits norm=bn's batches; norm=syncbn syncs "
+                          "whole batches over the devices: use norm=bn, or "
+                          "multigrid.bn_statistics=whole_batch")
+    if not isinstance(m.get("cycles"), int) or m.cycles < 1:
+        raise ConfigError(f"multigrid.cycles={m.get('cycles')}: must be a whole number >= 1")
+    ft = m.get("finetune_fraction")
+    if not _number(ft) or not 0 < ft < 1:
+        raise ConfigError(f"multigrid.finetune_fraction={ft}: must be in (0, 1)")
+    if not _number(m.get("epoch_factor")) or m.epoch_factor <= 0:
+        raise ConfigError(f"multigrid.epoch_factor={m.get('epoch_factor')}: must be a number > 0")
+    factors = [list(f) for f in m.get("long_cycle_factors") or []]
+    if not factors or any(len(f) != 2 or not all(_number(v) and 0 < v <= 1 for v in f) for f in factors):
+        raise ConfigError(f"multigrid.long_cycle_factors={factors}: [T factor, S factor] pairs, "
+                          "each in (0, 1]")
+    short = list(m.get("short_cycle_factors") or [])
+    if not all(_number(v) and 0 < v <= 1 for v in short):
+        raise ConfigError(f"multigrid.short_cycle_factors={short}: crop factors, each in (0, 1]")
+    epochs = cfg.trainer.get("max_epochs")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"multigrid={m.kind} schedules trainer.max_epochs={epochs} base epochs: "
+                          "must be >= 1")
+    try:
+        schedule = schedule_from_config(cfg)
+    except ValueError as e:
+        raise ConfigError(f"multigrid={m.kind}: {e}") from None
+    for phase in schedule.phases:
+        for it in phase.iterations:
+            if it.frames < 1 or it.crop < 1:
+                raise ConfigError(f"multigrid={m.kind}: epochs {phase.start_epoch}-{phase.end_epoch} "
+                                  f"would read {it.frames} frames x {it.crop} px from data.frames_per_clip="
+                                  f"{cfg.data.frames_per_clip}, data.crop_size={cfg.data.crop_size}")
+            try:
+                probe.eval()(torch.empty(1, 3, it.frames, it.crop, it.crop, device="meta"))
+            except RuntimeError as e:
+                raise ConfigError(f"multigrid={m.kind}: its {it.frames} frames x {it.crop} px clips (epochs "
+                                  f"{phase.start_epoch}-{phase.end_epoch}) are too small for model.arch="
+                                  f"{cfg.model.arch}: {str(e).splitlines()[0]}") from None

@@ -22,6 +22,7 @@ from ..errors import ConfigError, MissingFileError
 from .dataset import ClipSettings, VideoClipDataset
 from .manifest import ClipRecord, manifest_path, read_classes, read_manifest
 from .sampling import clip_span
+from .shape_sampler import ShapeBatchSampler
 
 log = logging.getLogger(__name__)
 # What to do with a video shorter than one clip: leave it out (reported), or loop its frames.
@@ -58,6 +59,8 @@ class VideoDataModule(L.LightningDataModule):
         # path -> why, for manifest rows left out before the first step (LoadFailureLog counts them)
         self.unusable_videos: dict[str, str] = {}
         self.mean, self.std = tuple(mean), tuple(std)
+        self.multigrid = None  # a training.multigrid.MultigridSchedule: use_multigrid
+        self._multigrid_loader: DataLoader | None = None
         self.settings = ClipSettings(
             frames_per_clip=frames_per_clip, frame_stride=frame_stride, crop_size=crop_size,
             train_short_side=tuple(train_short_side), eval_short_side=eval_short_side,
@@ -104,6 +107,18 @@ class VideoDataModule(L.LightningDataModule):
                     f"{per_rank} usable training videos per device ({len(self.records['train'])} in "
                     f"{manifest_path(self.root, self.splits['train'])} over {ranks} device(s)): no training "
                     "step would run; lower the batch size")
+            if self.multigrid is not None and per_rank < self.multigrid.largest_batch():
+                raise ConfigError(
+                    f"multigrid={self.multigrid.kind}: its largest batch is {self.multigrid.largest_batch()} "
+                    f"clips per device ({self.multigrid.largest_batch() // self.batch_size_per_device} x "
+                    f"data.batch_size_per_device={self.batch_size_per_device}) but there are {per_rank} "
+                    "usable training videos per device: lower data.batch_size_per_device or use "
+                    "multigrid=long")
+
+    def use_multigrid(self, schedule, seed: int) -> None:
+        """Train on ``schedule``'s shapes (``training.multigrid``), the batches of epoch ``e`` drawn from
+        ``seed + e``; val and test keep the base shape."""
+        self.multigrid, self.multigrid_seed = schedule, seed
 
     def inference_settings(self) -> dict:
         """What ``video_gn.predict`` needs to classify a video like the test does (saved in every
@@ -173,7 +188,25 @@ class VideoDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
+        if self.multigrid is not None:
+            return self._shaped_train_loader()
         return self._loader("train", self.batch_size_per_device, shuffle=True)
+
+    def _shaped_train_loader(self) -> DataLoader:
+        """Multigrid: one loader for the whole run (its workers persist), asked for again every epoch
+        (``reload_dataloaders_every_n_epochs=1``) so Lightning takes the epoch's length after the
+        sampler has moved to the epoch's shape."""
+        if self._multigrid_loader is None:
+            dataset = self._dataset("train")
+            trainer = self.trainer
+            sampler = ShapeBatchSampler(
+                len(dataset), self.multigrid, self.settings, seed=self.multigrid_seed,
+                world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
+            self._multigrid_loader = DataLoader(
+                dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
+        self._multigrid_loader.batch_sampler.set_epoch(self.trainer.current_epoch if self.trainer else 0)
+        return self._multigrid_loader
 
     def training_batches_loader(self, world_size: int = 1, rank: int = 0, seed: int = 0) -> DataLoader:
         """Training batches outside the fit loop (precise BN statistics): the train split with its

@@ -11,7 +11,7 @@ failed paths (``record.load_failures.LoadFailureLog``) across workers, ranks and
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,16 @@ class ClipSettings:
     # dataset that fits in RAM, read by the same process every epoch (num_workers=0, or persistent
     # workers, each with its own copy). Samples are the same as without it; only decoding is saved.
     cache_videos: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipShape:
+    """A training clip's shape other than the base one (multigrid: ``data.shape_sampler``)."""
+
+    frames_per_clip: int
+    frame_stride: int
+    crop_size: int
+    train_short_side: tuple[int, int]
 
 
 class VideoClipDataset(Dataset):
@@ -74,12 +84,14 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, ClipShape]) -> dict:
+        """``index``, or ``(index, shape)``: a training clip cut at ``shape`` (multigrid)."""
+        index, shape = index if isinstance(index, tuple) else (index, None)
         failures = []
         candidate = index
         for _ in range(self.max_retries + 1):
             try:
-                sample = self._load(candidate)
+                sample = self._load(candidate, shape)
             except DecodeError as e:
                 log.warning("skipping unreadable video %s (%s)", e.path, e.reason)
                 failures.append(f"{e.path}\t{e.reason}")
@@ -92,8 +104,11 @@ class VideoClipDataset(Dataset):
                            f"({self.split}); last errors:\n  "
                            + "\n  ".join(f.replace("\t", ": ") for f in failures[-3:]))
 
-    def _load(self, index: int) -> dict:
+    def _load(self, index: int, shape: ClipShape | None = None) -> dict:
         record, s = self.records[index], self.settings
+        if shape is not None:
+            s = replace(s, frames_per_clip=shape.frames_per_clip, frame_stride=shape.frame_stride,
+                        crop_size=shape.crop_size, train_short_side=shape.train_short_side)
         path = self.video_path(record)
         if self.mode == "train":
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))

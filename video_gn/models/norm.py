@@ -52,6 +52,43 @@ class FrozenBatchNorm3d(nn.Module):
         return f"{self.num_features}, eps={self.eps}"
 
 
+class SubBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm whose training statistics are taken over sub-batches of ``sub_batch`` clips: a batch
+    of ``s * sub_batch`` clips is normalised as ``s`` separate BN batches (clips ``b, b+s, b+2s, ...``
+    form sub-batch ``b``), so BN sees the same number of clips whatever the batch (PySlowFast's
+    sub-batch BN for multigrid, ``BN_BASE_SIZE``). A batch of at most ``sub_batch`` clips, or one it
+    does not divide, is normalised whole. γ, β and the running statistics are shared by the sub-batches:
+    the running mean/var move towards the mean of the sub-batches' means and (unbiased) variances,
+    what BN at ``sub_batch`` clips would average, so evaluation needs no merge step. Same state dict
+    as ``nn.BatchNorm3d``.
+    """
+
+    def __init__(self, num_features: int, sub_batch: int, eps: float = 1e-5, momentum: float | None = 0.1):
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        self.sub_batch = sub_batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        if not self.training or n <= self.sub_batch or n % self.sub_batch:
+            return super().forward(x)
+        splits = n // self.sub_batch
+        # [n, c, ...] -> [sub_batch, splits * c, ...]: one BN channel per (sub-batch, channel)
+        grouped = x.reshape(self.sub_batch, splits * c, *x.shape[2:])
+        dims = [0, *range(2, x.dim())]
+        with torch.no_grad():
+            var, mean = torch.var_mean(grouped, dim=dims, correction=1)
+            self.num_batches_tracked += 1
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.lerp_(mean.view(splits, c).mean(0).to(self.running_mean.dtype), factor)
+            self.running_var.lerp_(var.view(splits, c).mean(0).to(self.running_var.dtype), factor)
+        normalised = F.batch_norm(grouped, None, None, training=True, eps=self.eps).reshape(x.shape)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        return normalised * self.weight.view(shape) + self.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sub_batch={self.sub_batch}"
+
+
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, FrozenBatchNorm3d, nn.LayerNorm,
                nn.modules.instancenorm._InstanceNorm)
 
@@ -111,6 +148,8 @@ class NormSpec:
         eps: numerical epsilon of every kind.
         momentum: running-statistics momentum of the BN kinds.
         impl: how GN / LN / IN are computed (``GN_IMPLS``).
+        sub_batch: ``bn`` only: training statistics over sub-batches of this many clips
+            (``SubBatchNorm3d``; multigrid's fixed BN batch); None: over the whole batch.
     """
 
     kind: str = "gn"
@@ -119,6 +158,7 @@ class NormSpec:
     eps: float = 1e-5
     momentum: float = 0.1
     impl: str = "torch"
+    sub_batch: int | None = None
 
     def __post_init__(self):
         if self.kind not in NORM_KINDS:
@@ -156,6 +196,8 @@ class NormSpec:
         return self.num_groups
 
     def __call__(self, channels: int, name: str = "norm") -> nn.Module:
+        if self.kind == "bn" and self.sub_batch:
+            return SubBatchNorm3d(channels, self.sub_batch, eps=self.eps, momentum=self.momentum)
         if self.kind == "bn":
             return nn.BatchNorm3d(channels, eps=self.eps, momentum=self.momentum)
         if self.kind == "syncbn":

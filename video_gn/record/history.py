@@ -1,4 +1,5 @@
-"""``ValidationHistory``: every validation a run made (epoch, top-1, top-5, videos), in order.
+"""``ValidationHistory``: every validation a run made (epoch, top-1, top-5, videos, and the run's wall
+time when it ended: earlier sessions of a resumed run included), in order.
 
 results.json's ``val_history`` and the report's curves and convergence checks read it. Checkpoints
 carry it (``val_history``), so a resumed run reports every epoch; testing a checkpoint (the best one
@@ -7,10 +8,12 @@ after fit, or one given to evaluate) does not replace the history of the run tha
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from .checkpoints import HISTORY_KEY
+from .checkpoints import HISTORY_KEY, TrainingRecord
 
 
 class ValidationHistory(L.Callback):
@@ -24,8 +27,12 @@ class ValidationHistory(L.Callback):
         if trainer.sanity_checking:
             return
         logged = trainer.callback_metrics
+        # the run's clock (TrainingRecord's, which counts a resumed run's earlier sessions): accuracy
+        # against wall time, e.g. multigrid vs its base schedule
+        clock = next((c for c in trainer.callbacks if isinstance(c, TrainingRecord)), None)
         self.history.append({"epoch": trainer.current_epoch, "top1": float(logged["val/top1"]),
-                             "top5": float(logged["val/top5"]), "videos": int(logged["val/videos"])})
+                             "top5": float(logged["val/top5"]), "videos": int(logged["val/videos"]),
+                             "wall_time_s": round(time.time() - clock.started, 2) if clock else None})
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint[HISTORY_KEY] = self.history

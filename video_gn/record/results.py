@@ -16,6 +16,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from ..training.multigrid import schedule_from_config, schedule_record
+
 RESULTS_FILE = "results.json"
 
 
@@ -43,6 +45,7 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
         overrides = []
     d = cfg.data
     has_test = test.get("test/top1") is not None
+    schedule = schedule_from_config(cfg) if cfg.get("train", True) else None
     return {
         "overrides": overrides,
         "dataset": d.get("name", ""),
@@ -60,7 +63,10 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
         "batch_size_per_device": d.batch_size_per_device,
         "devices": devices,
         "global_batch": d.batch_size_per_device * devices * trainer.accumulate_grad_batches,
-        "max_epochs": cfg.trainer.max_epochs if cfg.get("train", True) else None,
+        "max_epochs": trainer.max_epochs if cfg.get("train", True) else None,
+        # multigrid: every phase's shape, clips per device and epochs (None: the base shape throughout),
+        # and for BN whether its statistics were over sub-batches of the base clips or the whole batch
+        "multigrid": schedule_record(cfg, schedule),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "val_split": tested["val_split"],
@@ -113,8 +119,9 @@ def trained_record(run: dict) -> dict:
     init = run.get("init") or {}
     trained = init.get("trained") if init.get("kind") == "checkpoint" else None
     if not trained:
-        return {"init": init, "max_epochs": run.get("max_epochs")}
-    return {"init": trained.get("init") or {}, "max_epochs": trained.get("max_epochs")}
+        return {"init": init, "max_epochs": run.get("max_epochs"), "multigrid": run.get("multigrid")}
+    return {"init": trained.get("init") or {}, "max_epochs": trained.get("max_epochs"),
+            "multigrid": trained.get("multigrid")}
 
 
 def init_label(run: dict) -> str:
@@ -123,8 +130,12 @@ def init_label(run: dict) -> str:
 
 
 def norm_label(run: dict) -> str:
-    """The row a run belongs to: its norm, ``bn+precise`` where BN statistics were recomputed."""
-    return run["norm"] + ("+precise" if run.get("precise_bn_batches") else "")
+    """The row a run belongs to: its norm; ``+long``/``+long_short`` (and BN's statistics, e.g.
+    ``bn+long_short/sub_batch``) for a multigrid schedule; ``+precise`` where BN statistics were
+    recomputed."""
+    m = trained_record(run)["multigrid"]
+    schedule = f"+{m['kind']}" + (f"/{m['bn_statistics']}" if m.get("bn_statistics") else "") if m else ""
+    return run["norm"] + schedule + ("+precise" if run.get("precise_bn_batches") else "")
 
 
 def validation_curve(run: dict) -> list[tuple[int, float]]:

@@ -12,8 +12,14 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..record.results import (best_epoch_fraction, init_label, late_gain, norm_label, plateau_fraction,
-                              trained_record)
+from ..record.results import (
+    best_epoch_fraction,
+    init_label,
+    late_gain,
+    norm_label,
+    plateau_fraction,
+    trained_record,
+)
 
 # GN paper, arXiv 1803.08494 Table 8: (frames, stride, clips per GPU) -> norm -> (top-1, top-5),
 # Kinetics-400 val, I3D-R50 from ImageNet, 8 GPUs, 10 clips x 3 crops.
@@ -64,8 +70,11 @@ def measurement(run: dict) -> tuple[Context, float, float | None]:
         top1, top5 = run["test_top1"], run.get("test_top5")
     else:
         protocol, top1, top5 = VAL_PROTOCOL, run.get("best_val_top1"), run.get("best_val_top5")
+    trained = trained_record(run)
+    # a multigrid run sits in its base schedule's table (its row says multigrid; it trains x1.5 epochs)
+    epochs = trained["multigrid"]["base_epochs"] if trained.get("multigrid") else trained["max_epochs"]
     context = Context(run.get("dataset", ""), run.get("arch", ""), init_label(run), run.get("devices", 1),
-                      trained_record(run)["max_epochs"], protocol)
+                      epochs, protocol)
     return context, (None if top1 is None else 100 * top1), (None if top5 is None else 100 * top5)
 
 

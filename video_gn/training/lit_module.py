@@ -34,11 +34,14 @@ class VideoClassifier(L.LightningModule):
         batch_size_per_device: with the device count gives the global batch for the LR rule.
         mean, std: per-channel normalisation of uint8 clips, applied on the device.
         test_views_per_forward: views of a test video run through the network at once.
+        multigrid: ``long`` / ``long_short`` when the clip shape changes during training; the LR of
+            every step is then ``training.multigrid.MultigridLR``'s, from the peak LR here.
     """
 
     def __init__(self, *, model: Mapping, norm: Mapping, optim: Mapping, num_classes: int,
                  batch_size_per_device: int, mean: Sequence[float] = (0.45, 0.45, 0.45),
-                 std: Sequence[float] = (0.225, 0.225, 0.225), test_views_per_forward: int = 10):
+                 std: Sequence[float] = (0.225, 0.225, 0.225), test_views_per_forward: int = 10,
+                 multigrid: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_network(dict(model), dict(norm), num_classes)
@@ -121,12 +124,18 @@ class VideoClassifier(L.LightningModule):
         return self.hparams.batch_size_per_device * self.trainer.world_size * \
             self.trainer.accumulate_grad_batches
 
+    def peak_lr(self) -> float:
+        """``optim.lr``, or the linear scaling rule's LR for the global batch."""
+        o = self.hparams.optim
+        return o["lr"] if o.get("lr") is not None else scaled_lr(o["base_lr"], self.global_batch(),
+                                                                 o["base_batch"])
+
     def configure_optimizers(self):
         o = self.hparams.optim
-        lr = o["lr"] if o.get("lr") is not None else scaled_lr(o["base_lr"], self.global_batch(),
-                                                               o["base_batch"])
-        optimizer = build_sgd(self.net, lr, o["momentum"], o["nesterov"], o["weight_decay"],
+        optimizer = build_sgd(self.net, self.peak_lr(), o["momentum"], o["nesterov"], o["weight_decay"],
                               o.get("norm_weight_decay"))
+        if self.hparams.multigrid:
+            return optimizer  # MultigridLR sets each step's LR from the shape schedule
         total = int(self.trainer.estimated_stepping_batches)
         steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from ..errors import MACHINE_ERRNOS, ConfigError, ResourceError
 from ..record.checkpoints import AtomicCheckpointIO, last_checkpoint
 from ..record.loggers import log_config
+from .multigrid import MultigridLR, MultigridSchedule
 from .precise_bn import PreciseBatchNorm, batch_norm_layers
 
 # Words in Lightning's error that tell which trainer key it is about.
@@ -29,9 +30,12 @@ def instantiate_group(group: DictConfig | None) -> list:
     return [hydra.utils.instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
 
 
-def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: list = ()) -> L.Trainer:
+def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: list = (),
+                multigrid: MultigridSchedule | None = None) -> L.Trainer:
     """The configured trainer for ``module``: ``conf/callbacks`` plus ``extra_callbacks`` (and precise
-    BN when ``norm.precise_bn_batches`` asks for it), ``conf/logger``, which get the config at once."""
+    BN when ``norm.precise_bn_batches`` asks for it), ``conf/logger``, which get the config at once.
+    ``multigrid``: the run's epochs are the schedule's, its LR the schedule's (``MultigridLR``), and the
+    training loader is asked for every epoch (its length follows the shape)."""
     precise_bn = int(cfg.norm.get("precise_bn_batches") or 0)
     if precise_bn and not batch_norm_layers(module):
         raise ConfigError(f"norm.precise_bn_batches={precise_bn}: the network has no BatchNorm layer "
@@ -39,10 +43,16 @@ def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: lis
     callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     if precise_bn:
         callbacks.append(PreciseBatchNorm(precise_bn))
+    overrides = {}
+    if multigrid is not None:
+        callbacks.append(MultigridLR(multigrid, module.hparams.optim))
+        # the batch sampler shards the training set itself (ShapeBatchSampler), Lightning must not
+        overrides = {"max_epochs": multigrid.epochs, "reload_dataloaders_every_n_epochs": 1,
+                     "use_distributed_sampler": False}
     # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
     # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    trainer = build_trainer(cfg, callbacks, instantiate_group(cfg.get("logger")) or False)
+    trainer = build_trainer(cfg, callbacks, instantiate_group(cfg.get("logger")) or False, **overrides)
     if trainer.is_global_zero:
         log_config(trainer.loggers, cfg)
     if torch.cuda.is_available():
@@ -50,13 +60,13 @@ def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: lis
     return trainer
 
 
-def build_trainer(cfg: DictConfig, callbacks: list, loggers) -> L.Trainer:
+def build_trainer(cfg: DictConfig, callbacks: list, loggers, **overrides) -> L.Trainer:
     """The configured ``lightning.Trainer``. A setting this machine or Lightning cannot honour (a GPU
     accelerator without CUDA, a precision or strategy name Lightning does not know, ``devices=0``) is
     one line naming the key, before anything is written."""
     try:
         return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
-                                       plugins=[AtomicCheckpointIO()])
+                                       plugins=[AtomicCheckpointIO()], **overrides)
     except InstantiationException as e:
         cause = e.__cause__ or e
         why = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
