@@ -140,18 +140,16 @@ def build_schedule(kind: str, *, base_clips: int, base_frames: int, base_stride:
             or bounds[-1] >= base_epochs):
         raise ValueError(f"base stage bounds {bounds} must rise from 0 to below the {base_epochs} epochs")
     volume = base_frames * base_crop ** 2
+    short = [base_crop * f for f in short_cycle_factors] if kind == "long_short" else []
     cycle = []  # per long-cycle shape: (T, S, batch factor, its iterations as (batch factor, crop))
+    mean_factors = []  # the epoch allocation's mean batch per shape (PySlowFast: unrounded short crops)
     for t_factor, s_factor in long_cycle_factors:
         frames, crop = round(base_frames * t_factor), round(base_crop * s_factor)
         factor = round(volume / (frames * crop * crop))  # a whole multiple of the base clips
-        short = [base_crop * f for f in short_cycle_factors] if kind == "long_short" else []
         # PySlowFast's short-cycle batches: x round((S / s)^2) of the current one
         iterations = [(factor * round((crop / s) ** 2), round(s)) for s in short] + [(factor, crop)]
         cycle.append((frames, crop, factor, iterations))
-    # The epoch allocation's mean batch per shape, as PySlowFast: from the unrounded short-cycle sizes.
-    mean_factors = [sum(round(volume / (frames * s * s)) for s in
-                        [base_crop * f for f in short_cycle_factors][:len(iterations) - 1] + [crop])
-                    / len(iterations) for frames, crop, _, iterations in cycle]
+        mean_factors.append(sum(round(volume / (frames * s * s)) for s in [*short, crop]) / len(iterations))
 
     raw, base_iterations = [], 0.0  # (stage, shape, epochs before scaling, fine-tune)
     for stage in range(len(bounds) - 1):
