@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import lightning as L
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -34,6 +35,18 @@ def compose_config(overrides=(), config_name="config", output_dir=None):
         cfg.hydra.runtime.cwd = str(REPO)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+class StopAfterEpoch(L.Callback):
+    """Stops the fit after ``epoch`` as an interruption would (a preemption between epochs): the run
+    has its last.ckpt and no more. Given as ``+callbacks.stop._target_=conftest.StopAfterEpoch``."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
 
 
 @pytest.fixture

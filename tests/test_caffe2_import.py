@@ -164,8 +164,67 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
 def test_a_gn_checkpoint_into_a_bn_network_says_which_norm(tmp_path):
     path = write_pickle(tmp_path / "R-50-GN.pkl", detectron_blobs(random_resnet50("gn"), "gn"))
     net = build_model(arch="i3d", depth=50, norm=NormSpec("bn"), num_classes=400)
-    with pytest.raises(ValueError, match="holds GroupNorm parameters: use norm=gn"):
+    with pytest.raises(ValueError, match="holds GroupNorm parameters .* network's norm is BatchNorm"):
         load_caffe2(net, path, inflate=True, include_head=False)
+
+
+@pytest.mark.parametrize("norm", ["gn", "ln", "in"])
+@pytest.mark.parametrize("with_statistics", [True, False])
+def test_a_bn_checkpoint_into_a_gn_family_network_is_refused(tmp_path, norm, with_statistics):
+    """The MSRA R-50.pkl folds BN into scale/shift of GN's exact shapes: without the check it loaded
+    silently as GN's γ/β."""
+    path = write_pickle(tmp_path / "R-50.pkl", detectron_blobs(random_resnet50("bn"), "bn", with_statistics))
+    net = build_model(arch="i3d", depth=50, norm=NormSpec(norm, num_groups=32), num_classes=400)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(ValueError, match=r"R-50.pkl holds BatchNorm parameters \(e.g. res_conv1_bn_s\) "
+                                         r"but the network's norm is GroupNorm"):
+        load_caffe2(net, path, inflate=True, include_head=False)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # nothing loaded
+
+
+def evil_pickle(path, marker):
+    """A dict in Caffe2's layout whose ``conv1_w`` unpickles to ``os.system("touch <marker>")``."""
+    import os
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    path.write_bytes(pickle.dumps({"blobs": {"conv1_w": RunsCode()}}, protocol=2))
+    return path
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    from video_gn.errors import ConfigError
+    from video_gn.models.caffe2_import import load_caffe2_blobs
+
+    marker = tmp_path / "ran"
+    path = evil_pickle(tmp_path / "evil.pkl", marker)
+    with pytest.raises(ConfigError, match=r"evil.pkl: refused to load (posix|os)\.system"):
+        load_caffe2_blobs(path)
+    assert not marker.exists()
+    # the reference: the same file through plain pickle does run the command
+    pickle.loads(path.read_bytes())
+    assert marker.exists()
+
+
+def test_weights_pickles_of_numpy_1_and_2_layouts_load(tmp_path):
+    """What real weight files hold: arrays (C and Fortran order, every dtype in them), numpy scalars,
+    nested dicts, written with protocols 2 (Python 2 era) to 5."""
+    from video_gn.models.safe_pickle import load_weights_pickle
+
+    blobs = {"conv1_w": np.random.rand(2, 3, 1, 1).astype(np.float32),
+             "pred_b": np.asfortranarray(np.random.rand(3, 2)), "model_iter": np.int64(7),
+             "ids": np.arange(4, dtype=np.int32), "name": "x", "nested": {"t": (1, 2.0, [3])}}
+    for protocol in range(2, 6):
+        path = tmp_path / f"p{protocol}.pkl"
+        path.write_bytes(pickle.dumps({"blobs": blobs}, protocol=protocol))
+        got = load_weights_pickle(path)
+        for key, value in blobs.items():
+            if isinstance(value, np.ndarray):
+                assert got["blobs"][key].dtype == value.dtype and np.array_equal(got["blobs"][key], value)
+            else:
+                assert got["blobs"][key] == value
 
 
 def test_init_record_names_the_file_and_its_hash(tmp_path):

@@ -336,3 +336,36 @@ def test_readme_multigrid_long_short_as_typed(user_dir):
     phases = result["multigrid"]["phases"]
     assert [(p["start_epoch"], p["end_epoch"]) for p in phases] == [(0, 1), (1, 2), (2, 3)]
     assert max(it["clips"] for p in phases for it in p["iterations"]) == 8  # 4 x 2: long and short cycle
+
+
+@pytest.mark.parametrize("command", [
+    ["run.py", "train=false", "model=i3d_r50", "model.pretrained_3d={pkl}"],
+    ["run.py", "model=i3d_r50", "model.pretrained_2d={pkl}", "model.init=null"],
+    ["predict", "{pkl}", "{video}", "--classes", "{classes}"],
+    ["predict", "{pth}", "{video}"],  # the same pickle named like a torch checkpoint (weights_only)
+], ids=["pretrained_3d", "pretrained_2d", "predict_pkl", "predict_pth"])
+def test_a_weights_pickle_that_would_run_code_is_refused_and_runs_nothing(user_dir, command):
+    """The issue's file: a dict whose ``conv1_w`` unpickles to ``os.system("touch <marker>")``. Every
+    way a user hands us a weights file refuses it in one line, exit 2, and the marker never appears."""
+    from test_caffe2_import import evil_pickle
+
+    marker = user_dir / "code_ran"
+    pkl = evil_pickle(user_dir / "evil.pkl", marker)
+    pth = user_dir / "evil.pth"
+    shutil.copy(pkl, pth)
+    video = next((user_dir / "data" / "synthetic" / "test").glob("*.mp4"))
+    classes = user_dir / "data" / "synthetic" / "classes.txt"
+    args = [a.format(pkl=pkl, pth=pth, video=video, classes=classes) for a in command[1:]]
+    if command[0] == "run.py":
+        proc = run_py(user_dir, *args, check=False)
+    else:
+        proc = subprocess.run([sys.executable, "-m", "video_gn.predict", *args], cwd=user_dir, env=user_env(),
+                              capture_output=True, text=True, timeout=600)
+    assert not marker.exists(), "the pickle's code ran"
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert "evil.p" in line and ("system" in line or "posix" in line), line
+    if command[0] == "run.py":
+        key = "model.pretrained_3d" if "pretrained_3d" in args[-1] or "pretrained_3d" in " ".join(args) else \
+            "model.pretrained_2d"
+        assert line.startswith(f"error: {key}={pkl}: ") and "refused to load" in line

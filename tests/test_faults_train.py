@@ -101,7 +101,9 @@ def test_short_and_missing_videos_are_counted_up_front_and_never_trained_on(data
      "data.crop_size=40 is larger than data.eval_short_side=32"),
     (["data.crop_size=28"], "data.crop_size=28 is larger than the smallest training short side "
                             "data.train_short_side[0]=24"),
-    (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be >= 1"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be a number of epochs >= 1"),
+    # Lightning's -1 ("until max_steps") would make the run one schedule epoch: warmup never ending
+    (["trainer.max_epochs=-1"], "trainer.max_epochs=-1: must be a number of epochs >= 1 (the LR warmup"),
     (["data.num_test_clips=0"], "data.num_test_clips=0: must be a number >= 1"),
     (["data.decoder=ffmpeg"], "data.decoder=ffmpeg: must be one of decord, pyav"),
     (["data.std=[0.2,0,0.2]"], "data.std=[0.2, 0, 0.2]: numbers, every std > 0"),
@@ -135,7 +137,7 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there: 
 
 @pytest.mark.parametrize("override,message", [
     ("norm.num_groups=12", "error: norm.num_groups=12: must divide every width"),
-    ("trainer.max_epochs=0", "error: trainer.max_epochs=0: must be >= 1"),
+    ("trainer.max_epochs=0", "error: trainer.max_epochs=0: must be a number of epochs >= 1"),
     # Trainer settings this machine or Lightning cannot honour (they were Hydra InstantiationExceptions)
     pytest.param("trainer=gpu", "error: trainer.accelerator=gpu: No supported gpu backend found!; this machine "
                  "has no CUDA GPU: run on the CPU with trainer=cpu (one process) or trainer=ddp_cpu", marks=NO_CUDA),

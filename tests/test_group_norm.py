@@ -66,6 +66,27 @@ def test_half_precision_in_gives_half_precision_out(dtype):
     check_against_reference((2, 8, 3, 5, 7), 4, True, True, dtype=dtype, tol=2e-2)
 
 
+@pytest.mark.parametrize("view", ["time_slice", "channel_slice", "transposed"])
+def test_strided_input_gives_the_reference(view):
+    """A view that is neither contiguous nor channels_last_3d (a slice, a transpose) is copied, not
+    refused: the result and gradients are those of the dense tensor."""
+    torch.manual_seed(0)
+    base = torch.randn(2, 12, 6, 5, 7)
+    x = {"time_slice": base[:, :8, ::2], "channel_slice": base[:, 2:10],
+         "transposed": base[:, :8].transpose(3, 4)}[view].detach().requires_grad_()
+    assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last_3d)
+    w, b = torch.randn(8, requires_grad=True), torch.randn(8, requires_grad=True)
+    dy = torch.randn(x.shape)
+    y = group_norm(x, 4, w, b, 1e-5, True, BACKEND)
+    y.backward(dy)
+    xr = x.detach().double().requires_grad_()
+    wr, br = w.detach().double().requires_grad_(), b.detach().double().requires_grad_()
+    want = reference(xr, 4, wr, br, relu=True)
+    want.backward(dy.double())
+    for got, ref in ((y, want), (x.grad, xr.grad), (w.grad, wr.grad), (b.grad, br.grad)):
+        torch.testing.assert_close(got.double(), ref.detach(), rtol=1e-4, atol=1e-4)
+
+
 def test_statistics_survive_a_large_mean():
     torch.manual_seed(0)
     x = 1e3 + torch.randn(2, 8, 4, 16, 16)
@@ -151,7 +172,8 @@ def test_triton_kernels_under_the_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "GN_TEST_BACKEND": "triton"}
     tests = ["test_forward_and_gradients_match_float64", "test_half_precision_in_gives_half_precision_out",
              "test_statistics_survive_a_large_mean", "test_returns_the_input_dtype_under_autocast",
-             "test_keeps_only_the_input_and_per_group_statistics", "test_triton_splits_large_groups"]
+             "test_keeps_only_the_input_and_per_group_statistics", "test_triton_splits_large_groups",
+             "test_strided_input_gives_the_reference"]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/test_group_norm.py", "-k", " or ".join(tests)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

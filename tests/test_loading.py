@@ -159,7 +159,7 @@ def test_cached_videos_give_the_same_samples_and_decode_each_video_once(dataset_
                 assert len(reads) == (1 if epoch == 0 else 0), (mode, epoch, reads)
 
 
-def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
+def test_bad_videos_are_replaced_in_training_and_left_unscored_in_test(dataset_dir, tmp_path, testdata):
     root, records = dataset_dir
     truncated = root / "train" / "truncated.mp4"
     good = (root / records[0].path).read_bytes()
@@ -170,19 +170,68 @@ def test_bad_videos_are_replaced_and_counted(dataset_dir, tmp_path, testdata):
            ClipRecord("train/truncated.mp4", 1, "c1", 40, 25.0),
            ClipRecord("train/corrupt.mp4", 0, "c0", 50, 10.0)]
     write_manifest(root, "broken", records + bad)
+    # Test (every window, so the corrupt file's bad packet too): neither decoder reads them; each is
+    # its own sample, unscored — never another video in its place.
     ds = VideoClipDataset(root, "broken", "test", settings())
     for k in range(len(records), len(records) + 3):
         sample = ds[k]
-        assert sample["index"] != k
+        assert (sample["index"], sample["label"], sample["scored"]) == (k, bad[k - len(records)].label, False)
         failed_path, reason = sample["load_errors"].split("\n")[0].split("\t")
-        assert failed_path == str(root / bad[k - len(records)].path) and reason
-        assert sample["video"].shape == (30, 3, 8, 64, 64)
-    assert ds[0]["load_errors"] == ""
+        assert failed_path == str(root / bad[k - len(records)].path)
+        assert reason.startswith("pyav: ") and "; decord: " in reason  # both decoders tried
+        assert sample["video"].shape == (30, 3, 8, 64, 64) and not sample["video"].any()
+    assert ds[0]["load_errors"] == "" and ds[0]["scored"]
+    # Training: another sample replaces a failed one, and says which failed.
+    train = VideoClipDataset(root, "broken", "train", settings())
+    for k in range(len(records), len(records) + 2):
+        sample = train[k]
+        assert sample["index"] != k and sample["scored"]
+        assert sample["load_errors"].split("\t")[0] == str(root / bad[k - len(records)].path)
 
     # Only rows that fail on every read: the raw corrupt file decodes whenever a window misses its bad packet.
     write_manifest(root, "hopeless", bad[:2])
     with pytest.raises(RuntimeError, match="videos in a row failed to load"):
         VideoClipDataset(root, "hopeless", "train", settings(), max_retries=3)[0]
+
+
+def encode_plain_h264(path, width, height, frames=12):
+    """A clip we encode: frame i is grey level 20 i (what decoding must give back)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 20 * i, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_a_video_decord_cannot_read_is_read_with_pyav(tmp_path, mode, caplog):
+    """decord 0.6 refuses some frame widths (72 px: "The size must exactly match") that PyAV decodes."""
+    from video_gn.data.decode import DecodeError, read_frames
+
+    root = tmp_path / "data"
+    (root / "test").mkdir(parents=True)
+    clip = encode_plain_h264(root / "test" / "narrow.mp4", 72, 130)
+    with pytest.raises(DecodeError, match="DECORDError"):  # the premise: decord alone fails here
+        read_frames(str(clip), [0], "decord")
+    write_manifest(root, "test", [ClipRecord("test/narrow.mp4", 0, "c0", 12, 15.0)])
+    ds = VideoClipDataset(root, "test", mode, settings(decoder="decord", frames_per_clip=4, crop_size=48,
+                                                        train_short_side=(64, 64), flip=False))
+    sample = ds[0]
+    assert sample["scored"] and sample["load_errors"] == "" and sample["index"] == 0
+    assert any("read with pyav (decord could not" in r.getMessage() for r in caplog.records)
+    # The frames are ours: a uniform grey whose level says which frame it is (20 per frame).
+    video = sample["video"].float()
+    time_axis = video.dim() - 3  # [C, T, H, W] or [V, C, T, H, W]
+    levels = video.mean(dim=[time_axis - 1, -2, -1]).flatten()  # per frame (of each view)
+    frames = torch.round(levels / 20)
+    assert (levels - 20 * frames).abs().max() < 3 and frames.min() >= 0 and frames.max() <= 11
+    if mode == "val":  # the centre window of 4 frames every 2 in 12: frames 2, 4, 6, 8
+        assert frames.tolist() == [2, 4, 6, 8]
 
 
 def test_decord_path_survives_pytorchvideo_switching_the_global_bridge(tiny_data):
@@ -203,3 +252,34 @@ def test_decord_path_survives_pytorchvideo_switching_the_global_bridge(tiny_data
     finally:
         decord.bridge.set_bridge("native")
     assert before.shape == (4, 32, 40, 3) and torch.equal(before, after)
+
+
+def test_a_training_clip_is_a_function_of_its_key_alone(dataset_dir):
+    """``TrainSample(index, seed, epoch)``: the same key gives the same clip in any process state (the
+    global random state scrambled in between); another epoch or seed gives another clip; the sampler
+    shards each epoch's permutation over the ranks, every video once."""
+    from video_gn.data.train_sampler import TrainSample, TrainSampler
+
+    root, records = dataset_dir
+    ds = VideoClipDataset(root, "train", "train", settings(flip=True))
+    key = TrainSample(1, seed=7, epoch=3)
+    first = ds[key]["video"]
+    torch.manual_seed(12345)
+    np.random.seed(54321)
+    assert torch.equal(ds[key]["video"], first)
+    others = [ds[key._replace(epoch=e)]["video"] for e in range(4, 8)]
+    assert any(not torch.equal(first, o) for o in others)
+    n = 10
+    for epoch in (0, 1):
+        shards = []
+        for rank in (0, 1):
+            sampler = TrainSampler(n, seed=7, world_size=2, rank=rank)
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+        indices = [k.index for shard in shards for k in shard]
+        assert sorted(indices) == list(range(n))  # each video once over the ranks
+        assert all(k.seed == 7 and k.epoch == epoch for shard in shards for k in shard)
+    again = TrainSampler(n, seed=7)
+    again.set_epoch(1)
+    other = TrainSampler(n, seed=7)
+    assert [k.index for k in again] != [k.index for k in other]  # epoch 1's order is not epoch 0's

@@ -103,12 +103,13 @@ def test_shape_sampler_batches_follow_the_schedule_and_shard_the_ranks():
             for k, batch in enumerate(batches):
                 it = cycle[k % len(cycle)]
                 assert len(batch) == it.clips
-                shape = batch[0][1]
+                shape = batch[0].shape
                 got = (shape.frames_per_clip, shape.frame_stride, shape.crop_size)
                 assert got == (it.frames, it.stride, it.crop)
                 # the training short sides scale with the crop (PySlowFast's jitter scales)
                 assert shape.train_short_side == (round(40 * it.crop / 40), round(50 * it.crop / 40))
-            seen.append([i for b in batches for i, _ in b])
+            assert all(key.epoch == epoch and key.seed == 3 for b in batches for key in b)
+            seen.append([key.index for b in batches for key in b])
         assert not set(seen[0]) & set(seen[1])  # each rank its own shard
         assert all(len(x) == len(set(x)) for x in seen)  # no clip twice in an epoch
     ranks[0].set_epoch(0)
@@ -186,15 +187,6 @@ class Probe(L.Callback):
         Probe.steps[-1]["position"] = trainer.current_epoch + batch_idx / trainer.num_training_batches
 
 
-class StopAfterEpoch(L.Callback):
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, module):
-        if trainer.current_epoch == self.epoch:
-            trainer.should_stop = True
-
-
 @pytest.fixture(scope="module")
 def multigrid_data(tmp_path_factory):
     """24 training clips: room for the largest multigrid batch at 1 clip per device (16)."""
@@ -246,7 +238,7 @@ def test_a_run_resumed_mid_cycle_continues_in_the_same_phase(multigrid_data, tmp
     train(multigrid_config(multigrid_data, tmp_path / "straight", *common))
     straight = Probe.steps
     Probe.steps = []
-    stop = ["+callbacks.stop._target_=test_multigrid.StopAfterEpoch", "+callbacks.stop.epoch=1"]
+    stop = ["+callbacks.stop._target_=conftest.StopAfterEpoch", "+callbacks.stop.epoch=1"]
     train(multigrid_config(multigrid_data, tmp_path / "resumed", *common, *stop))
     assert {s["epoch"] for s in Probe.steps} == {0, 1}
     Probe.steps = []

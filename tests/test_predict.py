@@ -34,9 +34,11 @@ def trained(tiny_data, tmp_path_factory):
     return run, tiny_data
 
 
-def reference_probabilities(ckpt: Path, root: Path) -> dict[str, np.ndarray]:
-    """Independently: the test dataset's multi-view sample of each test video through the module."""
-    module = VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
+def reference_probabilities(ckpt: Path, root: Path,
+                            module: VideoClassifier | None = None) -> dict[str, np.ndarray]:
+    """Independently: the test dataset's multi-view sample of each test video through the module
+    (``module``, or the checkpoint's as Lightning loads it)."""
+    module = (module or VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu")).eval()
     settings = ClipSettings(frames_per_clip=4, frame_stride=2, crop_size=24, eval_short_side=32,
                             num_test_clips=2, num_test_crops=2, decoder="pyav")
     dataset = VideoClipDataset(root, "test", "test", settings)
@@ -176,3 +178,48 @@ def test_predictions_csv_per_class_results_and_confusion_matrix(trained, tmp_pat
         if r["top1_name"] != r["label_name"]:
             counted[(r["label_name"], r["top1_name"])] = counted.get((r["label_name"], r["top1_name"]), 0) + 1
     assert pairs == counted  # the matrix's off-diagonal counts are the predictions' mistakes
+
+
+def test_a_checkpoint_trained_with_triton_gn_predicts_and_evaluates_on_a_cpu(tiny_data, tmp_path):
+    """Trained with norm.impl=triton and channels_last_3d (the Triton interpreter stands in for the GPU):
+    how the run computed GN is not part of the network, so predict and `train=false` on a CPU without
+    Triton use PyTorch's GN on the same weights. On old main both failed ("norm.impl=triton needs a
+    CUDA GPU")."""
+    pytest.importorskip("triton")
+    from conftest import REPO
+
+    run = tmp_path / "run"
+    overrides = [*TINY, f"data.root={tiny_data}", "data.decoder=pyav", "model.width=16", "norm.num_groups=8",
+                 "trainer.max_epochs=1", "test_after_fit=false"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PROJECT_ROOT", "TRITON_INTERPRET")}
+    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides, "norm.impl=triton",
+                           "model.channels_last_3d=true", f"hydra.run.dir={run}"], cwd=tmp_path,
+                          env={**env, "TRITON_INTERPRET": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["hyper_parameters"]["norm"]["impl"] == "triton"  # recorded, not binding
+    # The reference: the same weights in a network built with our PyTorch GN (the same math).
+    hparams = saved["hyper_parameters"]
+    module = VideoClassifier(**{**hparams, "norm": {**hparams["norm"], "impl": "lean"},
+                                "model": {**hparams["model"], "channels_last_3d": False}})
+    module.load_state_dict(saved["state_dict"])
+    expected = reference_probabilities(ckpt, tiny_data, module)
+
+    videos = sorted((tiny_data / "test").iterdir())
+    proc = subprocess.run([sys.executable, "-m", "video_gn.predict", str(ckpt), *map(str, videos), "--json",
+                           "--topk", "3"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for entry in json.loads(proc.stdout)["predictions"]:
+        probs = {e["index"]: e["probability"] for e in entry["top"]}
+        reference = expected[f"test/{Path(entry['video']).name}"]
+        assert np.allclose([probs[k] for k in range(3)], reference, atol=1e-5)
+
+    proc = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides, "train=false",
+                           f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    labels = {r.path: r.label for r in read_manifest(tiny_data, "test")}
+    assert results["test_top1"] == pytest.approx(
+        np.mean([expected[p].argmax() == label for p, label in labels.items()]))

@@ -15,7 +15,7 @@ K400_TEST = "10 clips x 3 crops, split 'val', last checkpoint"
 
 def fake_run(root, name, norm, frames, batch, top1, top5, *, dataset="kinetics400", stride=None,
              init=IMAGENET_GN, devices=8, seed=0, epochs=109, protocol=K400_TEST, curve=None,
-             arch="i3d"):
+             arch="i3d", final_test=None):
     run = root / name
     run.mkdir(parents=True)
     results = {"norm": norm, "frames_per_clip": frames, "frame_stride": stride or 64 // frames,
@@ -23,7 +23,8 @@ def fake_run(root, name, norm, frames, batch, top1, top5, *, dataset="kinetics40
                "devices": devices, "seed": seed, "max_epochs": epochs,
                "test_top1": top1, "test_top5": top5, "test_protocol": protocol if top1 is not None else None,
                "best_val_top1": 0.5, "best_val_top5": 0.8,
-               "val_history": [{"epoch": e, "top1": a, "top5": 1.0} for e, a in enumerate(curve or [])]}
+               "val_history": [{"epoch": e, "top1": a, "top5": 1.0} for e, a in enumerate(curve or [])],
+               "final_test_top1": final_test}
     (run / "results.json").write_text(json.dumps(results))
     return run
 
@@ -163,3 +164,26 @@ def test_convergence_check_counts_early_bests_and_weighs_the_late_gain_against_v
     assert ("GN 8×8 / 4: best val epoch at 60%–100% of training; 1 of 2 runs before the last 20%; "
             "within 1 point of the best from 60%–100%; the last 20% gained -10.0 to +20.0 points over "
             "the earlier best, within the val set's standard error (±4.0) in 1 of 2") in md
+
+
+def test_the_papers_final5_median_and_the_final_weights_stand_beside_best_by_val(tmp_path):
+    """Median of the last 5 validations (the GN paper's §4.1) and the final weights' test, per cell:
+    medians computed here by hand from the curves."""
+    sweep = tmp_path / "runs"
+    # seed 0: last five 0.60 0.70 0.65 0.90 0.62 -> median 0.65; seed 1: 0.50 0.55 0.52 0.58 0.57 -> 0.55
+    fake_run(sweep, "a", "bn", 32, 8, 0.70, 0.9, seed=0, curve=[0.1, 0.60, 0.70, 0.65, 0.90, 0.62],
+             final_test=0.66)
+    fake_run(sweep, "b", "bn", 32, 8, 0.60, 0.9, seed=1, curve=[0.50, 0.55, 0.52, 0.58, 0.57],
+             final_test=0.58)
+    fake_run(sweep, "c", "gn", 32, 8, 0.64, 0.9, seed=0, curve=[0.3, 0.64], final_test=None)  # 2 validations
+    files = report([sweep], tmp_path / "out")
+    md = files["markdown"].read_text().splitlines()
+    assert "| BN, final-5 median val | 60.0 ± 7.1 (n=2) |" in md  # mean of 65 and 55, std 7.07
+    assert "| BN, final weights, test | 62.0 ± 5.7 (n=2) |" in md  # mean of 66 and 58
+    assert "| GN, final-5 median val | 47.0 |" in md  # median of its only two: (30 + 64) / 2
+    assert not any(line.startswith("| GN, final weights") for line in md)  # no run has it
+    assert md[0].endswith(f"multi-view test: {K400_TEST}")  # the main table names its checkpoint rule
+    with files["csv"].open() as f:
+        rows = {r["norm"]: r for r in csv.DictReader(f)}
+    assert float(rows["bn"]["final5_median_val_top1_mean"]) == 60.0
+    assert float(rows["bn"]["final_test_top1_mean"]) == 62.0 and rows["gn"]["final_test_top1_mean"] == ""

@@ -139,32 +139,69 @@ def test_multi_view_prediction_is_mean_of_per_view_softmax():
                                (logits.softmax(-1)[0, 0] + logits.softmax(-1)[0, 1])[None] / 2)
 
 
-def _checkpoint_state(path: Path) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    (sched,) = ckpt["lr_schedulers"]
-    return {"global_step": ckpt["global_step"], "epoch": ckpt["epoch"],
-            "lr": [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]],
-            "scheduler_step": sched["last_epoch"]}
+def assert_same_tensors(a, b, where=""):
+    """Every tensor in two nested checkpoint structures equal (torch.equal), every other value equal."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_tensors(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
 
 
-def test_resume_reaches_the_same_state(tiny_data, tmp_path):
-    straight = tiny_config(tiny_data, tmp_path / "straight", "trainer.max_epochs=2", "test_after_fit=false")
-    train(straight)
-    # Interrupted after epoch 1, then the same command again in the same run dir resumes by itself.
-    first = tiny_config(tiny_data, tmp_path / "resumed", "trainer.max_epochs=1", "test_after_fit=false")
-    train(first)
-    assert _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")["global_step"] == 6
-    before = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)["run_wall_time_s"]
-    resumed = tiny_config(tiny_data, tmp_path / "resumed", "trainer.max_epochs=2", "test_after_fit=false")
-    train(resumed)
-    a = _checkpoint_state(tmp_path / "straight/checkpoints/last.ckpt")
-    b = _checkpoint_state(tmp_path / "resumed/checkpoints/last.ckpt")
-    assert a == b and a["global_step"] == 12 and a["scheduler_step"] == 12
-    # The resumed run's results still cover the epoch before the interruption.
-    results = json.loads((tmp_path / "resumed/results.json").read_text())
-    assert [h["epoch"] for h in results["val_history"]] == [0, 1]
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_interrupted_and_resumed_ends_with_the_same_weights(tiny_data, tmp_path, workers):
+    """3 epochs straight vs the same command stopped after epoch 0 (same max_epochs: the LR schedule
+    is the full run's) and run again in its folder, which resumes from last.ckpt. The weights, BN
+    statistics, optimizer momenta and LR schedule must be bit-for-bit the straight run's: on old main
+    the resumed epoch re-read epoch 0's order and clips, and dropout drew from another state."""
+    common = ["trainer.max_epochs=3", "test_after_fit=false", f"data.num_workers={workers}", "norm=bn",
+              "model.dropout=0.5"]
+    train(tiny_config(tiny_data, tmp_path / "straight", *common))
+    train(tiny_config(tiny_data, tmp_path / "resumed", *common,
+                      "+callbacks.stop._target_=conftest.StopAfterEpoch", "+callbacks.stop.epoch=0"))
+    interrupted = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=True)
+    assert interrupted["global_step"] == 6
+    train(tiny_config(tiny_data, tmp_path / "resumed", *common))
+    a, b = (torch.load(tmp_path / run / "checkpoints/last.ckpt", weights_only=True)
+            for run in ("straight", "resumed"))
+    assert a["global_step"] == b["global_step"] == 18
+    assert_same_tensors(a["state_dict"], b["state_dict"], "state_dict")
+    assert_same_tensors(a["optimizer_states"], b["optimizer_states"], "optimizer")
+    assert a["lr_schedulers"][0]["last_epoch"] == b["lr_schedulers"][0]["last_epoch"] == 18
+    straight, resumed = (json.loads((tmp_path / run / "results.json").read_text())
+                         for run in ("straight", "resumed"))
+    drop_time = [{k: v for k, v in h.items() if k != "wall_time_s"} for h in straight["val_history"]]
+    assert drop_time == [{k: v for k, v in h.items() if k != "wall_time_s"} for h in resumed["val_history"]]
     # Its wall time counts the part before the interruption too (a preempted job reports all of it).
-    assert 0 < before < results["wall_time_s"]
+    assert 0 < interrupted["run_wall_time_s"] < resumed["wall_time_s"]
+
+
+def test_the_same_command_gives_the_same_weights_whatever_the_workers(tiny_data, tmp_path):
+    """Twice the same command, and once with loader workers: identical weights and val history. On
+    old main each worker drew its own crops (worker seeds), so data.num_workers changed the numbers."""
+    runs = {}
+    for name, workers in (("a", 0), ("b", 0), ("workers", 2)):
+        train(tiny_config(tiny_data, tmp_path / name, "trainer.max_epochs=2", "test_after_fit=false",
+                          f"data.num_workers={workers}"))
+        runs[name] = (torch.load(tmp_path / name / "checkpoints/last.ckpt", weights_only=True)["state_dict"],
+                      json.loads((tmp_path / name / "results.json").read_text()))
+    for name in ("b", "workers"):
+        assert_same_tensors(runs["a"][0], runs[name][0], name)
+        assert [h["top1"] for h in runs["a"][1]["val_history"]] == \
+            [h["top1"] for h in runs[name][1]["val_history"]]
+    history = [h["top1"] for h in runs["a"][1]["val_history"]]
+    assert runs["a"][1]["final5_median_val_top1"] == pytest.approx(sum(history) / 2)  # median of two
+    env = runs["workers"][1]["environment"]
+    assert env["loader_workers"] == 2 and env["intra_op_threads"] == torch.get_num_threads()
+    assert env["versions"]["torch"] == torch.__version__.split("+")[0] and env["cpu_cores"] >= 1
+    assert env["deterministic"] is False and env["cpu_model"]
 
 
 class RankProbe(L.Callback):
@@ -181,11 +218,15 @@ class RankProbe(L.Callback):
             pred = module(batch["video"]).argmax(-1)
         self.val_correct += (pred == batch["label"]).tolist()
 
+    def on_validation_start(self, trainer, module):
+        # BN's statistics as training left them (the module's own hook then gives every rank rank 0's)
+        self.running_mean = module.net.stem.norm.running_mean.clone()
+
     def on_validation_end(self, trainer, module):
         state = {"seen": self.seen, "val_correct": self.val_correct,
                  "logged_val_top1": float(trainer.callback_metrics["val/top1"]),
                  "params": {k: v.detach().clone() for k, v in module.net.named_parameters()},
-                 "running_mean": module.net.stem.norm.running_mean.clone()}
+                 "running_mean": self.running_mean}
         torch.save(state, Path(self.out) / f"rank{trainer.global_rank}.pt")
 
 
@@ -209,13 +250,69 @@ def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     # Gradients averaged: both replicas hold identical weights after 3 SGD steps.
     for name, p in r0["params"].items():
         torch.testing.assert_close(p, r1["params"][name], msg=name)
-    # BN statistics are per device: each rank's running mean saw only its own batches.
+    # BN statistics are per device in training: each rank's running mean saw only its own batches.
     assert not torch.allclose(r0["running_mean"], r1["running_mean"])
     # The logged validation top-1 is the accuracy over both ranks' samples.
     everything = r0["val_correct"] + r1["val_correct"]
     assert len(everything) == 6
     expected = sum(everything) / len(everything)
     assert r0["logged_val_top1"] == pytest.approx(expected) == r1["logged_val_top1"]
+
+
+class NormBufferProbe(L.Callback):
+    """Per rank, BN's running statistics as training left them (a callback's ``on_validation_start``
+    runs before the module's) and as the validation's first batch finds them, saved to
+    ``<out>/<when><epoch>_rank<r>.pt``."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def _save(self, trainer, module, when):
+        if trainer.sanity_checking:
+            return
+        buffers = {k: v.clone() for k, v in module.net.named_buffers()}
+        torch.save(buffers, Path(self.out) / f"{when}{trainer.current_epoch}_rank{trainer.global_rank}.pt")
+
+    def on_validation_start(self, trainer, module):
+        self._save(trainer, module, "train")
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0:
+            self._save(trainer, module, "val")
+
+
+def test_ddp_bn_validates_with_the_statistics_its_checkpoint_saves(tiny_data, tmp_path):
+    """BN per device during training (the ranks' statistics differ), one network at every validation
+    (rank 0's statistics on both ranks): the logged val top-1 is the saved checkpoint's, and the test
+    after fit equals `train=false ckpt_path=` of the tested checkpoint, video by video."""
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    run = tmp_path / "run"
+    train(tiny_config(tiny_data, run, "trainer=ddp_cpu", "norm=bn", "trainer.max_epochs=2",
+                      "+callbacks.probe._target_=test_train.NormBufferProbe",
+                      f"+callbacks.probe.out={probes}"))
+    for epoch in (0, 1):
+        trained = [torch.load(probes / f"train{epoch}_rank{r}.pt") for r in (0, 1)]
+        validated = [torch.load(probes / f"val{epoch}_rank{r}.pt") for r in (0, 1)]
+        means = [k for k in trained[0] if k.endswith("running_mean")]
+        assert any(not torch.equal(trained[0][k], trained[1][k]) for k in means)  # per device in training
+        assert_same_tensors(validated[0], validated[1], f"epoch {epoch}")  # one network when validating
+        assert_same_tensors(validated[0], trained[0], f"epoch {epoch}")  # rank 0's: what is saved
+    results = json.loads((run / "results.json").read_text())
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert_same_tensors({k.removeprefix("net."): v for k, v in last["state_dict"].items() if "running" in k},
+                        {k: v for k, v in validated[0].items() if "running" in k}, "last.ckpt")
+    # The logged val top-1 of the last epoch is what the saved checkpoint scores on val, alone.
+    module = VideoClassifier.from_checkpoint(last)
+    dm = instantiate(tiny_config(tiny_data, tmp_path / "alone").data)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    (alone,) = trainer.validate(module, datamodule=dm, weights_only=True)
+    assert results["val_history"][-1]["top1"] == pytest.approx(alone["val/top1"])
+    # The test after fit, per video, equals the tested checkpoint evaluated by `train=false`.
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    train(tiny_config(tiny_data, tmp_path / "eval", "train=false", f"ckpt_path={best}"))
+    with (run / "predictions.csv").open() as f, (tmp_path / "eval" / "predictions.csv").open() as g:
+        assert list(csv.DictReader(f)) == list(csv.DictReader(g))
 
 
 def test_syncbn_on_cpu_ddp_is_a_clear_error(tiny_data, tmp_path):
@@ -286,6 +383,45 @@ def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path
     assert {str(data / "train" / "missing.mp4"), str(data / "train" / "truncated.mp4")} <= paths
     assert paths <= {str(data / "train" / n) for n in ("missing.mp4", "truncated.mp4", "corrupt.mp4")}
     assert first["load_failures"] in (2, 3) and results["load_failures"] in (2, 3)
+
+
+def test_a_test_video_is_scored_once_or_left_out_never_swapped(tiny_data, tmp_path):
+    """The test split gains a 72 px wide H.264 clip (decord refuses that width; PyAV reads it) and a
+    truncated file (neither reads it). The first is scored once, through PyAV; the second is left out
+    and counted; results.json, predictions.csv and load_failures.csv agree with each other."""
+    from test_loading import encode_plain_h264
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    records = read_manifest(data, "test")
+    encode_plain_h264(data / "test" / "narrow.mp4", 72, 130)
+    good = (data / records[0].path).read_bytes()
+    (data / "test" / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    write_manifest(data, "test", records + [ClipRecord("test/narrow.mp4", 1, CLASSES[1], 12, 15.0),
+                                            ClipRecord("test/truncated.mp4", 2, CLASSES[2], 12, 15.0)])
+    run = tmp_path / "run"
+    top1 = train(tiny_config(data, run, "trainer.max_epochs=1"))
+    results = json.loads((run / "results.json").read_text())
+    with (run / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    paths = [r["path"] for r in rows]
+    assert paths == [r.path for r in records] + ["test/narrow.mp4"]  # each once, in manifest order
+    assert results["test_videos"] == len(rows) == len(records) + 1
+    assert results["test_videos_left_out"] == 1
+    # The final weights tested too (the best checkpoint is the primary test here), on the same videos.
+    assert results["test_checkpoint"] == "best" and results["final_test_videos"] == len(rows)
+    assert 0 <= results["final_test_top1"] <= 1
+    assert results["final5_val_epochs"] == [0]
+    assert results["final5_median_val_top1"] == results["best_val_top1"]
+    assert top1 == pytest.approx(sum(r["top1_index"] == r["label"] for r in rows) / len(rows))
+    per_class = {c: [r["top1_index"] == r["label"] for r in rows if r["label_name"] == c]
+                 for c in CLASSES[:3]}
+    assert results["per_class_top1"] == pytest.approx({c: sum(v) / len(v) for c, v in per_class.items()})
+    with (run / "load_failures.csv").open() as f:
+        failures = {r["path"]: r["reason"] for r in csv.DictReader(f)}
+    assert list(failures) == [str(data / "test" / "truncated.mp4")]
+    assert failures[str(data / "test" / "truncated.mp4")].startswith("decord: ")  # then PyAV tried too
+    assert "; pyav: " in failures[str(data / "test" / "truncated.mp4")]
 
 
 def test_the_split_that_picks_the_checkpoint_never_tests_it(tiny_data, tmp_path):

@@ -71,7 +71,7 @@ def load_classifier(path: str | Path, classes_file: str | Path | None = None, no
     if zoo is not None:
         config = ZOO_MODELS[zoo_architecture(zoo)][1]
         return _load_release(path, classes_file, norm, config, ZOO_SETTINGS, f"a {layout_of(zoo)} checkpoint")
-    checkpoint = read_checkpoint(path, "checkpoint")
+    checkpoint = read_checkpoint(path, "the")
     settings = checkpoint.get(INFERENCE_KEY)
     if not settings:
         raise ConfigError(f"{path} carries no inference settings (a checkpoint written before they were "

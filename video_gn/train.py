@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .config.checks import check_config
+from .data.manifest import read_manifest
 from .errors import ConfigError
 from .files import atomic_write_text
 from .models.provenance import init_record, sha256_of
@@ -32,14 +33,16 @@ from .record.checkpoints import (
     TrainingRecord,
     checkpoint_role,
     history_in_last_checkpoint,
+    last_checkpoint,
     read_checkpoint,
     resume_checkpoint,
 )
 from .record.history import ValidationHistory
 from .record.load_failures import LoadFailureLog, write_load_failures_csv
 from .record.loggers import log_results
-from .record.predictions import prediction_results
+from .record.predictions import PredictionWriter, prediction_results
 from .record.results import RESULTS_FILE, as_float, results_summary
+from .training.epoch_seed import EpochSeed
 from .training.launch import ranks_run_this_job, remove_if_empty_run
 from .training.lit_module import VideoClassifier
 from .training.multigrid import schedule_from_config, schedule_record
@@ -64,38 +67,44 @@ def train(cfg: DictConfig) -> float | None:
 
 def fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
     # A damaged checkpoint to resume is a clear error before any logger writes a byte.
-    ckpt_path, earlier_wall_time = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
-    started = time.time() - earlier_wall_time
+    resume = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    ckpt_path, started = resume.ckpt_path, time.time() - resume.earlier_wall_time
     init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = hydra.utils.instantiate(cfg.data, seed=cfg.seed, first_epoch=resume.epoch)
     schedule = schedule_from_config(cfg)  # None unless multigrid=long|long_short
     if schedule:
-        datamodule.use_multigrid(schedule, cfg.seed)
+        datamodule.use_multigrid(schedule)
     module = build_module(cfg)
     record = {"init": init, "seed": cfg.seed,
               "max_epochs": schedule.epochs if schedule else cfg.trainer.max_epochs,
               "multigrid": schedule_record(cfg, schedule)}
-    trainer = trainer_for(cfg, module, [TrainingRecord(record, started)], multigrid=schedule)
+    trainer = trainer_for(cfg, module, [TrainingRecord(record, started), EpochSeed(cfg.seed)],
+                          multigrid=schedule)
     network = compiled(module, cfg)
     test_metrics, tested = {}, {"checkpoint": None, "reason": None, "role": None}
     with running(output_dir):
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
         with stopped_by_the_machine(output_dir):
-            trainer.fit(network, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(network, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         # Ranks started with spawn (trainer=ddp_cpu) kept the history in their own processes.
         history = validation_history(trainer) or history_in_last_checkpoint(output_dir)
         if cfg.get("test_after_fit"):
             ckpt, tested["checkpoint"], tested["reason"] = checkpoint_to_test(trainer, datamodule)
+            final_test = {}
+            if ckpt is not None:  # the final weights too, beside the best: no checkpoint selection
+                final_test = multi_view_test(trainer, network, datamodule, final_weights(output_dir),
+                                             write_predictions=False)
             test_metrics = multi_view_test(trainer, network, datamodule, ckpt)
+            tested["final"] = final_test or test_metrics
     return write_results(cfg, trainer, module, datamodule, init, history, test_metrics, tested, started)
 
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> float | None:
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
     module, init = module_to_evaluate(cfg)
     trainer = trainer_for(cfg, module)
     network = compiled(module, cfg)
@@ -137,7 +146,10 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
         # this evaluation with the runs trained the same way.
         init = {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path),
                 "trained": checkpoint.get(TRAINING_RECORD_KEY), "role": checkpoint_role(checkpoint, path)}
-        return VideoClassifier.from_checkpoint(checkpoint), init
+        # this run's way of computing the network, not the training run's (see from_checkpoint)
+        runtime = {"impl": cfg.norm.get("impl", "torch"), "compile": cfg.model.get("compile", False),
+                   "channels_last_3d": cfg.model.get("channels_last_3d", False)}
+        return VideoClassifier.from_checkpoint(checkpoint, runtime), init
     if not cfg.model.get("pretrained_3d"):
         raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
                          "ours) or model.pretrained_3d=PATH (an imported I3D model)")
@@ -173,8 +185,25 @@ def checkpoint_to_test(trainer: L.Trainer, datamodule) -> tuple[str | None, str,
     return best, "best", f"best val/top1 on split '{val}', tested on the separate split '{test}'"
 
 
-def multi_view_test(trainer: L.Trainer, network, datamodule, ckpt_path: str | None) -> dict:
-    results = trainer.test(network, datamodule=datamodule, ckpt_path=ckpt_path)
+def final_weights(output_dir: Path) -> str | None:
+    """The checkpoint of the final weights (``last.ckpt``, written after every epoch); None: the
+    weights in memory, which are the final ones as long as no other checkpoint was loaded since."""
+    last = last_checkpoint(output_dir)
+    return str(last) if last.is_file() else None
+
+
+def multi_view_test(trainer: L.Trainer, network, datamodule, ckpt_path: str | None,
+                    write_predictions: bool = True) -> dict:
+    """``trainer.test`` of ``ckpt_path`` (None: the weights in memory); its per-video rows go to
+    predictions.csv unless ``write_predictions`` is False."""
+    writer = next((c for c in trainer.callbacks if isinstance(c, PredictionWriter)), None)
+    if writer is not None:
+        writer.enabled = write_predictions
+    try:
+        results = trainer.test(network, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:
+        if writer is not None:
+            writer.enabled = True
     return results[0] if results else {}
 
 
@@ -190,11 +219,12 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier, 
     failure_log = next((c for c in trainer.callbacks if isinstance(c, LoadFailureLog)), None)
     failed = failure_log.failed() if failure_log else None
     summary = results_summary(cfg, trainer, module, init, history, test_metrics, tested, failed,
-                              time.time() - started)
+                              time.time() - started, final_test=tested.get("final"))
     if not trainer.is_global_zero:
         return summary["test_top1"]
     if test_metrics:
         summary.update(prediction_results(output_dir, datamodule))
+        summary["test_videos_left_out"] = len(set(failed or {}) & test_video_paths(datamodule))
     if failure_log:
         write_load_failures_csv(failed, output_dir / "load_failures.csv")
     atomic_write_text(output_dir / RESULTS_FILE, json.dumps(summary, indent=1))
@@ -204,6 +234,11 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier, 
           f"mean class top-1 {_percent(summary.get('mean_class_top1'))} ({summary['test_protocol']}); "
           f"outputs in {output_dir}")
     return summary["test_top1"]
+
+
+def test_video_paths(datamodule) -> set[str]:
+    """Every video the test manifest lists (paths as the dataset and load_failures name them)."""
+    return {str(datamodule.root / r.path) for r in read_manifest(datamodule.root, datamodule.splits["test"])}
 
 
 def _percent(value) -> str:

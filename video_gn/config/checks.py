@@ -33,9 +33,12 @@ def check_config(cfg: DictConfig) -> None:
     _check_optim(cfg.optim)
     if cfg.get("train", True):
         epochs = cfg.trainer.get("max_epochs")
-        if epochs is not None and (epochs == 0 or epochs < -1):
-            raise ConfigError(f"trainer.max_epochs={epochs}: must be >= 1 (or -1: until max_steps); "
-                              "to evaluate a checkpoint without training use train=false ckpt_path=PATH")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            # -1 (Lightning's "until max_steps") would make the whole run one epoch for the schedule:
+            # the warmup and the decay are set in epochs, so the number of epochs must be known.
+            raise ConfigError(f"trainer.max_epochs={epochs}: must be a number of epochs >= 1 (the LR "
+                              "warmup and schedule are set in epochs); to evaluate a checkpoint without "
+                              "training use train=false ckpt_path=PATH")
     _check_trainer(cfg.trainer)
     probe = _check_network(cfg)
     if cfg.get("train", True):

@@ -16,13 +16,14 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, MissingFileError
 from .dataset import ClipSettings, VideoClipDataset
 from .manifest import ClipRecord, manifest_path, read_classes, read_manifest
 from .sampling import clip_span
 from .shape_sampler import ShapeBatchSampler
+from .train_sampler import PRECISE_BN, TrainSampler
 
 log = logging.getLogger(__name__)
 # What to do with a video shorter than one clip: leave it out (reported), or loop its frames.
@@ -38,6 +39,9 @@ class VideoDataModule(L.LightningDataModule):
         generate: called as ``generate(root=...)`` when the manifests are absent (the generated
             default dataset); ``None`` for prepared datasets.
         test_split: the manifest used for testing (Kinetics tests on ``val``).
+        seed: the run's seed: the training order and every training clip's random choices derive
+            from it (``train_sampler``), whatever the workers.
+        first_epoch: the epoch training starts at (a resumed run's: ``record.checkpoints.Resume``).
     """
 
     def __init__(self, *, root: str, num_classes: int, frames_per_clip: int, frame_stride: int,
@@ -47,8 +51,10 @@ class VideoDataModule(L.LightningDataModule):
                  mean: Sequence[float] = (0.45, 0.45, 0.45), std: Sequence[float] = (0.225, 0.225, 0.225),
                  num_workers: int = 4, max_retries: int = 10, generate: Callable | None = None,
                  train_split: str = "train", val_split: str = "val", test_split: str = "test",
-                 short_videos: str = "skip", cache_videos: bool = False, name: str = ""):
+                 short_videos: str = "skip", cache_videos: bool = False, name: str = "", seed: int = 0,
+                 first_epoch: int = 0):
         super().__init__()
+        self.seed, self.first_epoch = seed, first_epoch
         self.root, self.name = Path(root), name
         self.num_classes, self.generate = num_classes, generate
         self.batch_size_per_device, self.num_workers, self.max_retries = (batch_size_per_device,
@@ -115,10 +121,10 @@ class VideoDataModule(L.LightningDataModule):
                     "usable training videos per device: lower data.batch_size_per_device or use "
                     "multigrid=long")
 
-    def use_multigrid(self, schedule, seed: int) -> None:
+    def use_multigrid(self, schedule) -> None:
         """Train on ``schedule``'s shapes (``training.multigrid``), the batches of epoch ``e`` drawn from
         ``seed + e``; val and test keep the base shape."""
-        self.multigrid, self.multigrid_seed = schedule, seed
+        self.multigrid = schedule
 
     def inference_settings(self) -> dict:
         """What ``video_gn.predict`` needs to classify a video like the test does (saved in every
@@ -174,23 +180,48 @@ class VideoDataModule(L.LightningDataModule):
         return VideoClipDataset(self.root, self.splits[which], which, self.settings, self.max_retries,
                                 records=self.records[which])
 
-    def _loader(self, which: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _eval_loader(self, which: str, batch_size: int) -> DataLoader:
         dataset = self._dataset(which)
         sampler = None
-        if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
+        if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's DistributedSampler pads the ranks to equal length, so some videos would be
             # evaluated twice; this one gives every video to exactly one rank (Lightning keeps it).
             sampler = UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
                                                    rank=self.trainer.global_rank, shuffle=False)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
-                          sampler=sampler, drop_last=shuffle, num_workers=self.num_workers,
-                          pin_memory=torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0)
+        return self._data_loader(dataset, batch_size=batch_size, sampler=sampler,
+                                 num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
+                                 persistent_workers=self.num_workers > 0)
+
+    def _data_loader(self, dataset, **kwargs) -> DataLoader:
+        """A DataLoader with a random generator of its own: it draws its workers' base seed from it,
+        not from the process's, so the number of workers (or a resume) leaves the random stream of
+        the training step (dropout) as it is; every training clip's randomness comes from its key."""
+        return DataLoader(dataset, generator=torch.Generator().manual_seed(self.seed), **kwargs)
+
+    def _epoch_starting(self) -> int:
+        """The epoch the training loader is asked for. Lightning builds and iterates it the first time
+        (for ``configure_optimizers``' step count) before it restores a resumed run's progress, and
+        does not iterate it again for that epoch: the resumed epoch comes from ``first_epoch`` then;
+        later, the epochs the fit loop has processed (what it passes to ``set_epoch``)."""
+        if self.trainer is None:
+            return self.first_epoch
+        return max(self.first_epoch, self.trainer.fit_loop.epoch_progress.current.processed)
+
+    def _ranks(self) -> tuple[int, int]:
+        return (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
 
     def train_dataloader(self) -> DataLoader:
         if self.multigrid is not None:
             return self._shaped_train_loader()
-        return self._loader("train", self.batch_size_per_device, shuffle=True)
+        dataset = self._dataset("train")
+        world_size, rank = self._ranks()
+        # a DistributedSampler (Lightning keeps it, and sets its epoch), also with one process
+        sampler = TrainSampler(len(dataset), self.seed, world_size, rank)
+        sampler.set_epoch(self._epoch_starting())
+        return self._data_loader(dataset, batch_size=self.batch_size_per_device, sampler=sampler,
+                                 drop_last=True, num_workers=self.num_workers,
+                                 pin_memory=torch.cuda.is_available(),
+                                 persistent_workers=self.num_workers > 0)
 
     def _shaped_train_loader(self) -> DataLoader:
         """Multigrid: one loader for the whole run (its workers persist), asked for again every epoch
@@ -200,28 +231,27 @@ class VideoDataModule(L.LightningDataModule):
             dataset = self._dataset("train")
             trainer = self.trainer
             sampler = ShapeBatchSampler(
-                len(dataset), self.multigrid, self.settings, seed=self.multigrid_seed,
+                len(dataset), self.multigrid, self.settings, seed=self.seed,
                 world_size=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
-            self._multigrid_loader = DataLoader(
+            self._multigrid_loader = self._data_loader(
                 dataset, batch_sampler=sampler, num_workers=self.num_workers,
                 pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
-        self._multigrid_loader.batch_sampler.set_epoch(self.trainer.current_epoch if self.trainer else 0)
+        self._multigrid_loader.batch_sampler.set_epoch(self._epoch_starting())
         return self._multigrid_loader
 
-    def training_batches_loader(self, world_size: int = 1, rank: int = 0, seed: int = 0) -> DataLoader:
+    def training_batches_loader(self, world_size: int = 1, rank: int = 0, epoch: int = 0) -> DataLoader:
         """Training batches outside the fit loop (precise BN statistics): the train split with its
-        training transform, shuffled by ``seed``, each rank its own shard, as in training."""
+        training transform, each rank its own shard, as in training; epoch ``epoch``'s order and clips
+        of a stream of their own (not the clips the epoch trained on)."""
         dataset = self._dataset("train")
-        if world_size > 1:
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
-                                         seed=seed, drop_last=True)
-        else:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-        return DataLoader(dataset, batch_size=self.batch_size_per_device, sampler=sampler, drop_last=True,
-                          num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
+        sampler = TrainSampler(len(dataset), self.seed, world_size, rank, stream=PRECISE_BN)
+        sampler.set_epoch(epoch)
+        return self._data_loader(dataset, batch_size=self.batch_size_per_device, sampler=sampler,
+                                 drop_last=True, num_workers=self.num_workers,
+                                 pin_memory=torch.cuda.is_available())
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.batch_size_per_device, shuffle=False)
+        return self._eval_loader("val", self.batch_size_per_device)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", 1, shuffle=False)
+        return self._eval_loader("test", 1)

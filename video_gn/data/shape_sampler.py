@@ -1,7 +1,8 @@
 """``ShapeBatchSampler``: training batches whose size and clip shape follow a multigrid schedule.
 
-Each batch is a list of ``(index, ClipShape)``; the dataset cuts every clip at the shape beside its
-index, so one ``DataLoader`` (and its workers) serves every shape: nothing is rebuilt when the shape
+Each batch is a list of ``TrainSample`` keys carrying a ``ClipShape``; the dataset cuts every clip
+at the shape in its key (its random choices from the key too, as ``train_sampler``), so one
+``DataLoader`` (and its workers) serves every shape: nothing is rebuilt when the shape
 changes. The epoch (``set_epoch``, called by the datamodule before Lightning takes the epoch's length)
 picks the long-cycle shape; within an epoch the batches cycle through its short-cycle shapes. Each
 rank reads its own shard of one permutation per epoch (``seed`` + epoch), as ``DistributedSampler``.
@@ -16,12 +17,13 @@ import torch
 from torch.utils.data import Sampler
 
 from .dataset import ClipSettings, ClipShape
+from .train_sampler import TrainSample
 
 if TYPE_CHECKING:
     from ..training.multigrid import MultigridSchedule
 
 
-class ShapeBatchSampler(Sampler[list[tuple[int, ClipShape]]]):
+class ShapeBatchSampler(Sampler[list[TrainSample]]):
     """Args:
         num_samples: training videos (all ranks).
         schedule: the multigrid schedule (its base shape is ``settings``').
@@ -56,17 +58,18 @@ class ShapeBatchSampler(Sampler[list[tuple[int, ClipShape]]]):
         per_rank = self.num_samples // self.world_size  # equal shards: every rank runs the same steps
         return order[self.rank * per_rank:(self.rank + 1) * per_rank].tolist()
 
-    def batches(self) -> list[list[tuple[int, ClipShape]]]:
+    def batches(self) -> list[list[TrainSample]]:
         """Every batch of this epoch; an incomplete last batch is dropped (as training's drop_last)."""
         shard, shapes, out, i = self._shard(), self.shapes(), [], 0
         while True:
             clips, shape = shapes[len(out) % len(shapes)]
             if i + clips > len(shard):
                 return out
-            out.append([(index, shape) for index in shard[i:i + clips]])
+            out.append([TrainSample(index, self.seed, self.epoch, shape=shape)
+                        for index in shard[i:i + clips]])
             i += clips
 
-    def __iter__(self) -> Iterator[list[tuple[int, ClipShape]]]:
+    def __iter__(self) -> Iterator[list[TrainSample]]:
         return iter(self.batches())
 
     def __len__(self) -> int:

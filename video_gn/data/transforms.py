@@ -15,20 +15,21 @@ def _short_side_scale(h: int, w: int, short_side: int) -> float:
 
 
 def train_transform(video: torch.Tensor, short_side_range: tuple[int, int], crop_size: int,
-                    flip: bool) -> torch.Tensor:
-    """Short side random in ``short_side_range``, random ``crop_size`` square crop, random flip.
+                    flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Short side random in ``short_side_range``, random ``crop_size`` square crop, random flip, drawn
+    from ``generator`` (None: the process's random state).
 
     Done as one ``resized_crop`` of the source region that the crop covers after scaling, which is
     the same picture as resize-then-crop at a fraction of the cost.
     """
     t, c, h, w = video.shape
     lo, hi = short_side_range
-    scale = _short_side_scale(h, w, int(torch.randint(lo, hi + 1, ())))
+    scale = _short_side_scale(h, w, int(torch.randint(lo, hi + 1, (), generator=generator)))
     region = min(h, w, round(crop_size / scale))
-    top = int(torch.randint(0, h - region + 1, ()))
-    left = int(torch.randint(0, w - region + 1, ()))
+    top = int(torch.randint(0, h - region + 1, (), generator=generator))
+    left = int(torch.randint(0, w - region + 1, (), generator=generator))
     video = TF.resized_crop(video, top, left, region, region, [crop_size, crop_size], antialias=True)
-    if flip and torch.rand(()) < 0.5:
+    if flip and torch.rand((), generator=generator) < 0.5:
         video = video.flip(-1)
     return video.permute(1, 0, 2, 3).contiguous()
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .safe_pickle import UnsafePickleError, load_weights_pickle
 from .state_dict import match_state_dict, missing_keys
 
 # Training state stored beside the weights: optimizer momentum per blob, and counters.
@@ -90,6 +91,8 @@ def caffe2_blobs_or_none(path: str | Path) -> dict[str, np.ndarray] | None:
         return None
     try:
         blobs = load_caffe2_blobs(path)
+    except UnsafePickleError:
+        raise  # never mistaken for "not a pickle": the file is refused, naming what it holds
     except (pickle.UnpicklingError, ValueError, EOFError, AttributeError, ImportError, KeyError):
         return None
     return blobs if "conv1_w" in blobs else None
@@ -100,8 +103,7 @@ def load_caffe2_blobs(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    with path.open("rb") as f:
-        obj = pickle.load(f, encoding="latin1")
+    obj = load_weights_pickle(path)  # nothing named in the file runs (safe_pickle)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: not a Caffe2 weights pickle (a {type(obj).__name__}, not a dict)")
     blobs = obj.get("blobs", obj)
@@ -116,6 +118,7 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
         inflate: 2-D kernels (k x k) become t x k x k, repeated in time and divided by t.
         include_head: also load ``pred_*`` / ``fc1000_*`` into the classifier (same classes only).
     """
+    check_norm_matches(blobs, model, source)
     target = model.state_dict()
     tensors = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in blobs.items()}
     match = match_state_dict(tensors, target, caffe2_key_to_3d, inflate=inflate, include_head=include_head)
@@ -129,12 +132,27 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
         gn, release = any("_gn_" in k for k in blobs), "pred_w" in blobs
         lines = [f"{source} does not match the network:",
                  *match.lines(lambda ours: caffe2_file_name(ours, gn=gn, release=release))]
-        if any("_gn_" in k for k in blobs) and any(k.endswith("running_mean") for k in match.missing):
-            lines.append("  (the checkpoint holds GroupNorm parameters: use norm=gn)")
-        if any(k.endswith(("_bn_rm", "_bn_riv")) for k in match.unexpected):
-            lines.append("  (the checkpoint holds BatchNorm statistics: use norm=bn or norm=frozen_bn)")
         raise ValueError("\n".join(lines))
     return state
+
+
+def check_norm_matches(blobs: dict[str, np.ndarray], model: nn.Module, source: str) -> None:
+    """A file's norm blobs must be the network's kind: a BN scale/shift (often with the statistics
+    folded in) is not a GN γ/β, and the reverse; both have the same shapes, so a load would succeed
+    silently and start from the wrong function."""
+    file_kind = "GroupNorm" if any("_gn_" in k for k in blobs) else \
+        "BatchNorm" if any("_bn_" in k for k in blobs) else None
+    group_norm = any(isinstance(m, nn.GroupNorm) for m in model.modules())
+    batch_norm = any(hasattr(m, "running_var") for m in model.modules())
+    net_kind = "GroupNorm" if group_norm else "BatchNorm" if batch_norm else None
+    if file_kind is None or net_kind is None or file_kind == net_kind:
+        return
+    example = next(k for k in blobs if ("_gn_" if file_kind == "GroupNorm" else "_bn_") in k)
+    use = "norm=gn (or a BN file such as R-50.pkl for norm=bn)" if file_kind == "GroupNorm" else \
+        "norm=bn or norm=frozen_bn (or a GN file such as R-50-GN.pkl for norm=gn)"
+    raise ValueError(f"{source} holds {file_kind} parameters (e.g. {example}) but the network's norm is "
+                     f"{net_kind} (norm=gn/ln/in build GroupNorm layers): their scale and shift are not "
+                     f"interchangeable; use {use}")
 
 
 def _fold_missing_bn_statistics(state: dict, target: dict, model: nn.Module) -> None:

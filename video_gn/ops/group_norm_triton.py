@@ -143,10 +143,10 @@ def _nc_s_strides(t: torch.Tensor) -> tuple[int, int, int] | None:
 
 def _as_dense(t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
     strides = _nc_s_strides(t)
-    if strides is None:  # any other layout: a copy in the layout of ``like``
-        fmt = torch.channels_last_3d if _nc_s_strides(like)[1] == 1 and like.dim() == 5 else \
-            torch.contiguous_format
-        t = t.contiguous(memory_format=fmt)
+    if strides is None:  # any other layout (a slice, a transpose): a copy in the layout of ``like``
+        like_strides = _nc_s_strides(like)
+        channels_last = like_strides is not None and like_strides[1] == 1 and like.dim() == 5
+        t = t.contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
         strides = _nc_s_strides(t)
     return t, strides
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import os
+import pickle
+import re
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -93,12 +97,18 @@ def read_checkpoint(path: str | Path, named_by: str, what_now: str = "") -> dict
     if not path.is_file():
         raise MissingFileError(f"{named_by}={path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        # weights_only: tensors, containers, numbers and strings; nothing named in the file runs.
+        # mmap needs torch.save's zip format: another file gets weights_only's own verdict instead.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ValueError("no state_dict in it")
     except Exception as e:
-        raise ConfigError(f"{named_by} checkpoint {path} cannot be read ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0]}){'; ' + what_now if what_now else ''}") from None
+        refused = re.search(r"GLOBAL ([\w.]+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        why = (f"refused to load {refused[1]}: a checkpoint holds tensors, numbers and strings, this file "
+               "names code that would run when it is loaded (nothing was run)") if refused else \
+            f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        raise ConfigError(f"{named_by} checkpoint {path} cannot be read ({why})"
+                          f"{'; ' + what_now if what_now else ''}") from None
     return checkpoint
 
 
@@ -107,18 +117,30 @@ def last_checkpoint(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.ckpt"
 
 
-def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> tuple[str | None, float]:
+@dataclass(frozen=True)
+class Resume:
+    """Where a run continues: the checkpoint (None: a fresh start), the wall time spent before it (a
+    resumed run reports its whole time) and the epoch training continues at."""
+
+    ckpt_path: str | None = None
+    earlier_wall_time: float = 0.0
+    epoch: int = 0
+
+
+def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> Resume:
     """``ckpt_path`` if given, else the ``last.ckpt`` an interrupted run left in this run dir (or
-    None); and the wall time the run had spent before it (so a resumed run reports its whole time)."""
+    a fresh start)."""
     if ckpt_path:
         path, named_by = Path(ckpt_path), "ckpt_path"
     else:
         path, named_by = last_checkpoint(run_dir), "the run folder's"
         if not path.is_file():
-            return None, 0.0
+            return Resume()
     checkpoint = read_checkpoint(path, named_by, "nothing was changed. Move it away to start this run "
                                  "over, or resume from another checkpoint with ckpt_path=PATH")
-    return str(path), float(checkpoint.get(WALL_TIME_KEY, 0.0))
+    # the epochs Lightning's fit loop had processed: the one it continues at
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return Resume(str(path), float(checkpoint.get(WALL_TIME_KEY, 0.0)), int(progress.get("processed", 0)))
 
 
 def checkpoint_role(checkpoint: dict, path: Path) -> str:

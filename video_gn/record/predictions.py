@@ -37,14 +37,22 @@ def append_rank_rows(run_dir: str | Path, rank: int, rows: list[list]) -> None:
 
 
 class PredictionWriter(L.Callback):
-    """Each test video's top-5 classes, appended to this rank's file as the test goes."""
+    """Each test video's top-5 classes, appended to this rank's file as the test goes (unless
+    ``enabled`` is False: a second test of the same run, e.g. of the final weights)."""
+
+    def __init__(self):
+        self.enabled = True
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self.rows: list[list] = []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        top = outputs.topk(min(TOP, outputs.shape[1]), dim=1)  # outputs: the test_step's probabilities
-        for index, label, values, classes in zip(batch["index"].tolist(), batch["label"].tolist(),
+        # outputs: the test_step's scored videos (an unreadable one is in load_failures, not here)
+        if not len(outputs["label"]):
+            return
+        probs = outputs["probs"]
+        top = probs.topk(min(TOP, probs.shape[1]), dim=1)
+        for index, label, values, classes in zip(outputs["index"].tolist(), outputs["label"].tolist(),
                                                  top.values.tolist(), top.indices.tolist(), strict=True):
             pairs = zip(classes, values, strict=True)
             self.rows.append([index, label, *[v for pair in pairs for v in pair]])
@@ -52,7 +60,7 @@ class PredictionWriter(L.Callback):
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         # Each rank its own file, before the epoch's metric sync (so rank 0, past the sync, finds
         # every file complete); prediction_results merges them into predictions.csv.
-        if not trainer.fast_dev_run:
+        if self.enabled and not trainer.fast_dev_run:
             append_rank_rows(trainer.default_root_dir, trainer.global_rank, self.rows)
 
 

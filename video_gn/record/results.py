@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..training.multigrid import schedule_from_config, schedule_record
+from .environment import run_environment
 
 RESULTS_FILE = "results.json"
 
@@ -33,11 +35,29 @@ def evaluation_protocol(cfg: DictConfig, tested: dict) -> str:
             f"{which} checkpoint, short side {d.eval_short_side}")
 
 
+FINAL_VALIDATIONS = 5  # the GN paper's protocol: the median of the final 5 epochs' validation
+
+
+def final_median(history: list[dict], n: int = FINAL_VALIDATIONS) -> dict:
+    """The median val top-1 / top-5 of the last ``n`` validations and their epochs (the GN paper's
+    protocol, §4.1: no epoch is picked on the data it is scored on); all of them if fewer ran."""
+    last = history[-n:]
+    if not last:
+        return {"final5_median_val_top1": None, "final5_median_val_top5": None, "final5_val_epochs": []}
+    return {"final5_median_val_top1": float(statistics.median(h["top1"] for h in last)),
+            "final5_median_val_top5": float(statistics.median(h["top5"] for h in last)),
+            "final5_val_epochs": [h["epoch"] for h in last]}
+
+
 def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[dict], test: dict,
-                    tested: dict, failed: dict[str, str] | None, wall_time_s: float) -> dict:
-    """What the report reads: every setting that changes the number, the validation history and
-    the multi-view test with its protocol."""
+                    tested: dict, failed: dict[str, str] | None, wall_time_s: float,
+                    final_test: dict | None = None) -> dict:
+    """What the report reads: every setting that changes the number, the validation history (its best
+    and its final-5 median), the multi-view test with its protocol, the test of the final weights
+    (``final_test``: the test's metrics of the last checkpoint; the same as ``test`` when that was
+    the last one) and the environment a rerun needs."""
     best = max(history, key=lambda h: h["top1"]) if history else {}
+    final_test = final_test or {}
     devices = trainer.world_size
     try:
         overrides = list(HydraConfig.get().overrides.task)
@@ -73,6 +93,7 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
         "best_val_top1": best.get("top1"),
         "best_val_top5": best.get("top5"),
         "best_val_epoch": best.get("epoch"),
+        **final_median(history),
         "val_history": history,
         "test_split": tested["split"] if has_test else None,
         "test_views": f"{d.num_test_clips}x{d.num_test_crops}" if has_test else None,
@@ -82,12 +103,18 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
         "test_videos": int(test["test/videos"]) if "test/videos" in test else None,
         "test_top1": as_float(test.get("test/top1")),
         "test_top5": as_float(test.get("test/top5")),
-        "wall_time_s": round(wall_time_s, 1),
+        # the final weights (last checkpoint) on the same split and views: no checkpoint selection
+        "final_test_top1": as_float(final_test.get("test/top1")),
+        "final_test_top5": as_float(final_test.get("test/top5")),
+        "final_test_videos": int(final_test["test/videos"]) if "test/videos" in final_test else None,
+        "wall_time_s": round(wall_time_s, 2),  # as val_history's times: never below the last one
         "peak_gpu_memory_gib": (torch.cuda.max_memory_allocated() / 2**30
                                 if torch.cuda.is_available() else None),
         # Distinct videos that failed to load (train, val and test; every rank; across resumes).
         "load_failures": None if failed is None else len(failed),
         "load_failures_file": None if failed is None else "load_failures.csv",
+        "environment": run_environment(num_workers=d.num_workers, precision=cfg.trainer.get("precision"),
+                                       deterministic=cfg.trainer.get("deterministic")),
     }
 
 

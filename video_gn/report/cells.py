@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..record.results import (
     best_epoch_fraction,
+    final_median,
     init_label,
     late_gain,
     norm_label,
@@ -93,10 +94,19 @@ class Cell:
     plateau_fractions: list[float | None] = field(default_factory=list)
     # (best val top-1 of the last 20% − best before, val standard error) per run: record.results.late_gain
     late_gains: list[tuple[float, float] | None] = field(default_factory=list)
+    # The GN paper's protocol beside ours, per run (%, None where it has none): the median of the final
+    # 5 validations, and the multi-view test of the final weights (no checkpoint picked on val)
+    final5: list[float | None] = field(default_factory=list)
+    final_test: list[float | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
         return len(self.top1)
+
+    def other_protocol(self, which: str) -> Cell | None:
+        """``final5`` or ``final_test`` as a cell of its own (the runs that have it), or None."""
+        values = [v for v in getattr(self, which) if v is not None]
+        return Cell(top1=values, top5=[float("nan")] * len(values)) if values else None
 
     def mean(self, which="top1") -> float:
         values = getattr(self, which)
@@ -130,6 +140,9 @@ def tables(runs: list[dict]) -> dict[Context, dict[CellKey, Cell]]:
         cell.best_epoch_fractions.append(best_epoch_fraction(r))
         cell.plateau_fractions.append(plateau_fraction(r))
         cell.late_gains.append(late_gain(r))
+        final5 = final_median(r.get("val_history") or [])["final5_median_val_top1"]
+        cell.final5.append(None if final5 is None else 100 * final5)
+        cell.final_test.append(None if r.get("final_test_top1") is None else 100 * r["final_test_top1"])
     return {c: dict(t) for c, t in sorted(out.items(), key=lambda kv: -sum(x.n for x in kv[1].values()))}
 
 

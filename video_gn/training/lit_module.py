@@ -21,10 +21,22 @@ from ..data.transforms import normalize
 from ..models import build_network
 from .optim import build_sgd, lr_lambda, scaled_lr
 
+# How a network is computed on a machine, not what it is (``from_checkpoint``).
+RUNTIME_DEFAULTS = {"impl": "torch", "channels_last_3d": False, "compile": False}
+
 
 def average_view_predictions(logits: torch.Tensor) -> torch.Tensor:
     """``[B, V, K]`` logits of V views per video -> ``[B, K]`` mean of the per-view softmax."""
     return logits.float().softmax(-1).mean(1)
+
+
+def scored_only(batch: dict) -> dict:
+    """The batch without its unreadable videos (``scored`` False: the dataset could not decode them;
+    they are in load_failures, not in any metric)."""
+    scored = batch.get("scored")
+    if scored is None or bool(scored.all()):
+        return batch
+    return {**batch, **{k: batch[k][scored] for k in ("video", "label", "index")}}
 
 
 class VideoClassifier(L.LightningModule):
@@ -61,6 +73,26 @@ class VideoClassifier(L.LightningModule):
             raise ValueError("norm=syncbn syncs BN statistics over GPUs only (PyTorch's SyncBatchNorm "
                              "is CUDA-only); use norm=bn for DDP on CPU")
 
+    def on_validation_start(self) -> None:
+        self._share_rank_zero_statistics()
+
+    def on_test_start(self) -> None:
+        self._share_rank_zero_statistics()
+
+    def _share_rank_zero_statistics(self) -> None:
+        """Under DDP, every rank evaluates with rank 0's BN statistics: the ones its checkpoint saves.
+
+        BN statistics are per device (``broadcast_buffers: false``, as in the paper), so each rank's
+        running mean/var are its own; evaluated as they are, each rank's shard would be scored by a
+        different network and the val metrics (and the best checkpoint they pick) would match none
+        that is saved. This runs after precise BN (a callback hook, before the module's) and before
+        the first batch. The ranks keep rank 0's afterwards: running statistics never enter a training
+        step (train-mode BN normalises by the batch), so only evaluations see them, and those use
+        rank 0's anyway."""
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            for buffer in self.net.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.net(video)
 
@@ -71,15 +103,17 @@ class VideoClassifier(L.LightningModule):
         return {**batch, "video": video}
 
     def _count_videos(self, stage: str, batch: dict) -> None:
-        """Videos evaluated, summed over steps and ranks: each video once (the loaders never pad)."""
+        """Videos scored, summed over steps and ranks: each readable video once (the loaders never pad;
+        an unreadable one is not scored)."""
         self.log(f"{stage}/videos", float(len(batch["label"])), on_step=False, on_epoch=True,
                  reduce_fx="sum", sync_dist=True, batch_size=1)
 
     def _log_accuracy(self, stage: str, scores: torch.Tensor, labels: torch.Tensor, **kw) -> None:
         for name in ("top1", "top5"):
             metric = self.metrics[f"{stage}_{name}"]
-            metric(scores, labels)
-            self.log(f"{stage}/{name}", metric, **kw)
+            if len(labels):
+                metric(scores, labels)
+            self.log(f"{stage}/{name}", metric, **kw)  # logged on every step: every rank syncs it
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch["video"])
@@ -90,8 +124,10 @@ class VideoClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["video"])
-        self.val_loss(F.cross_entropy(logits, batch["label"]))
+        batch = scored_only(batch)
+        logits = self(batch["video"]) if len(batch["label"]) else batch["video"].new_zeros(0)
+        if len(batch["label"]):
+            self.val_loss(F.cross_entropy(logits, batch["label"]))
         self.log("val/loss", self.val_loss, on_epoch=True)
         self._log_accuracy("val", logits, batch["label"], on_epoch=True, prog_bar=True)
         self._count_videos("val", batch)
@@ -104,21 +140,31 @@ class VideoClassifier(L.LightningModule):
         return average_view_predictions(logits.view(b, v, -1))
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict) -> VideoClassifier:
+    def from_checkpoint(cls, checkpoint: dict, runtime: Mapping | None = None) -> VideoClassifier:
         """The network a loaded checkpoint of ours describes, with its weights. The checkpoint holds
-        the weights: the files it was started from (``pretrained_2d/3d``) need not exist any more."""
+        the weights: the files it was started from (``pretrained_2d/3d``) need not exist any more.
+
+        How the run computed it (``norm.impl``, ``model.channels_last_3d``, ``model.compile``) is not
+        part of the network — the same weights, the same function — so it is not taken from the
+        checkpoint (a Triton-trained one still evaluates on a CPU): ``runtime`` gives this machine's
+        choices, ``{"impl": ..., "channels_last_3d": ..., "compile": ...}``; default PyTorch's GN,
+        contiguous layout, eager."""
         saved = checkpoint["hyper_parameters"]
-        module = cls(**{**saved, "model": {**saved["model"], "pretrained_2d": None, "pretrained_3d": None}})
+        runtime = {**RUNTIME_DEFAULTS, **(runtime or {})}
+        model = {**saved["model"], "pretrained_2d": None, "pretrained_3d": None,
+                 "channels_last_3d": runtime["channels_last_3d"], "compile": runtime["compile"]}
+        module = cls(**{**saved, "model": model, "norm": {**saved["norm"], "impl": runtime["impl"]}})
         module.load_state_dict(checkpoint["state_dict"])
         return module
 
-    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """The multi-view test of one batch; returns its per-video probabilities (what
-        ``PredictionWriter`` writes to ``predictions.csv``)."""
-        probs = self.predict_views(batch["video"])
+    def test_step(self, batch: dict, batch_idx: int) -> dict:
+        """The multi-view test of one batch; returns the scored videos' ``index``, ``label`` and
+        per-video ``probs`` (what ``PredictionWriter`` writes to ``predictions.csv``)."""
+        batch = scored_only(batch)
+        probs = self.predict_views(batch["video"]) if len(batch["label"]) else batch["video"].new_zeros(0)
         self._log_accuracy("test", probs, batch["label"], on_epoch=True)
         self._count_videos("test", batch)
-        return probs
+        return {"index": batch["index"], "label": batch["label"], "probs": probs}
 
     def global_batch(self) -> int:
         return self.hparams.batch_size_per_device * self.trainer.world_size * \

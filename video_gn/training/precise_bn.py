@@ -91,7 +91,7 @@ class PreciseBatchNorm(L.Callback):
 
     def _recompute(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         loader = trainer.datamodule.training_batches_loader(trainer.world_size, trainer.global_rank,
-                                                           seed=trainer.current_epoch)
+                                                           epoch=trainer.current_epoch)
 
         inputs = (module.on_after_batch_transfer({**b, "video": b["video"].to(module.device)}, 0)["video"]
                   for b in islice(loader, self.num_batches))
