@@ -56,7 +56,7 @@ def cells(seeds: int) -> list[tuple[str, list[str]]]:
 DESIGN_KEYS = ("data", "model", "norm", "optim", "trainer")
 
 
-def design() -> dict:
+def design(experiment: str = "small_batch_grid") -> dict:
     """The grid's experiment config (the parts that make a design), as composed for run.py."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -65,15 +65,15 @@ def design() -> dict:
     from video_gn.config import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=small_batch_grid", *EXTRA])
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *EXTRA])
     return {k: OmegaConf.to_container(cfg[k], resolve=False) for k in DESIGN_KEYS}
 
 
-def check_design(out: Path) -> None:
+def check_design(out: Path, experiment: str = "small_batch_grid") -> None:
     """Write ``out/design.yaml`` on the first start; refuse a folder started with another design."""
     from omegaconf import OmegaConf
 
-    current, path = design(), out / "design.yaml"
+    current, path = design(experiment), out / "design.yaml"
     data = current["data"]
     TRAIN_CLIPS[0] = data["generate"]["clips_per_class"]["train"] * data["num_classes"]
     if not path.is_file():
@@ -96,15 +96,16 @@ def _differences(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix[:-1]}: {old} -> {new}"]
 
 
-def run(out: Path, name: str, overrides: list[str], log, precise_bn: bool = True) -> bool:
+def run(out: Path, name: str, overrides: list[str], log, precise_bn: bool = True,
+        experiment: str = "small_batch_grid") -> bool:
     """One training run (skipped if done), then for BN its precise-BN re-evaluation."""
     folder = out / name
-    ok = _job(folder, ["experiment=small_batch_grid", *overrides], log)
+    ok = _job(folder, [f"experiment={experiment}", *overrides], log)
     if precise_bn and ok and "norm=bn" in overrides and "_photometric" not in name:
         best = sorted((folder / "checkpoints").glob("epoch*.ckpt"))
         batch = next(int(o.split("=")[1]) for o in overrides if o.startswith("data.batch_size_per_device="))
         if best:
-            ok = _job(out / f"{name}_precise", ["experiment=small_batch_grid", *overrides, "train=false",
+            ok = _job(out / f"{name}_precise", [f"experiment={experiment}", *overrides, "train=false",
                                                 f"ckpt_path={best[-1]}",
                                                 f"norm.precise_bn_batches={TRAIN_CLIPS[0] // batch}"], log)
         elif not (out / f"{name}_precise" / "results.json").is_file():
@@ -140,12 +141,15 @@ def main(argv=None) -> None:
     run_grid(a.out, cells(a.seeds), a.streams)
 
 
-def run_grid(out: Path, queue: list[tuple[str, list[str]]], streams: int, precise_bn: bool = True) -> None:
+def run_grid(out: Path, queue: list[tuple[str, list[str]]], streams: int, precise_bn: bool = True,
+             experiment: str = "small_batch_grid",
+             datasets: tuple[str, ...] = ("synthetic_bench", "synthetic_bench_photometric")) -> None:
     """Every (folder name, overrides) of ``queue`` into ``out`` (done ones skipped), ``streams`` at a
-    time, after the design check; bench/multigrid_grid.py runs its own cells through this too."""
+    time, after the design check of ``experiment``; ``datasets`` are generated first (once).
+    bench/multigrid_grid.py and bench/small_batch_pilot.py run their own cells through this too."""
     shown, out = out, out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    check_design(out)
+    check_design(out, experiment)
     lock = threading.Lock()
     failed = []
 
@@ -159,12 +163,12 @@ def run_grid(out: Path, queue: list[tuple[str, list[str]]], streams: int, precis
                 if not queue:
                     return
                 name, overrides = queue.pop(0)
-            if not run(out, name, overrides, log, precise_bn):
+            if not run(out, name, overrides, log, precise_bn, experiment):
                 failed.append(name)
 
     log(f"{len(queue)} training runs into {out}, {streams} stream(s)")
-    for data in ("synthetic_bench", "synthetic_bench_photometric") if queue else ():  # once, before the streams
-        subprocess.run([sys.executable, str(REPO / "run.py"), "experiment=small_batch_grid", f"data={data}",
+    for data in datasets if queue else ():  # once, before the streams
+        subprocess.run([sys.executable, str(REPO / "run.py"), f"experiment={experiment}", f"data={data}",
                         *EXTRA, "debug=fast"], check=True, capture_output=True)
     threads = [threading.Thread(target=stream) for _ in range(streams)]
     for t in threads:

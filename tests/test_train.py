@@ -196,6 +196,10 @@ def test_the_same_command_gives_the_same_weights_whatever_the_workers(tiny_data,
         assert_same_tensors(runs["a"][0], runs[name][0], name)
         assert [h["top1"] for h in runs["a"][1]["val_history"]] == \
             [h["top1"] for h in runs[name][1]["val_history"]]
+    # each validation carries its epoch's training top-1: the value the CSV logger wrote for that epoch
+    with (tmp_path / "a" / "csv" / "metrics.csv").open() as f:
+        logged = {int(r["epoch"]): float(r["train/top1"]) for r in csv.DictReader(f) if r.get("train/top1")}
+    assert {h["epoch"]: h["train_top1"] for h in runs["a"][1]["val_history"]} == pytest.approx(logged)
     history = [h["top1"] for h in runs["a"][1]["val_history"]]
     assert runs["a"][1]["final5_median_val_top1"] == pytest.approx(sum(history) / 2)  # median of two
     env = runs["workers"][1]["environment"]

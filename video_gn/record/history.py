@@ -1,5 +1,6 @@
-"""``ValidationHistory``: every validation a run made (epoch, top-1, top-5, videos, and the run's wall
-time when it ended: earlier sessions of a resumed run included), in order.
+"""``ValidationHistory``: every validation a run made (epoch, top-1, top-5, videos, the top-1 of that
+epoch's training batches, and the run's wall time when it ended: earlier sessions of a resumed run
+included), in order.
 
 results.json's ``val_history`` and the report's curves and convergence checks read it. Checkpoints
 carry it (``val_history``), so a resumed run reports every epoch; testing a checkpoint (the best one
@@ -14,6 +15,17 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
 from .checkpoints import HISTORY_KEY, TrainingRecord
+
+
+def _epoch_train_top1(module: L.LightningModule) -> float | None:
+    """The top-1 of the training batches of the epoch this validation ends (the training transform,
+    train-mode network), from the module's running metric; Lightning resets it only after the
+    validation, at the epoch's end. Every rank reaches this point, so its sync over ranks is safe."""
+    metrics = getattr(module, "metrics", None)
+    metric = metrics["train_top1"] if metrics is not None and "train_top1" in metrics else None
+    if metric is None or not metric.update_called:
+        return None
+    return float(metric.compute())
 
 
 class ValidationHistory(L.Callback):
@@ -32,6 +44,7 @@ class ValidationHistory(L.Callback):
         clock = next((c for c in trainer.callbacks if isinstance(c, TrainingRecord)), None)
         self.history.append({"epoch": trainer.current_epoch, "top1": float(logged["val/top1"]),
                              "top5": float(logged["val/top5"]), "videos": int(logged["val/videos"]),
+                             "train_top1": _epoch_train_top1(pl_module),
                              "wall_time_s": round(time.time() - clock.started, 2) if clock else None})
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
