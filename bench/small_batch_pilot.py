@@ -63,7 +63,8 @@ def setting_rows(out: Path) -> list[dict]:
         rows.append({"width": width, "lr": lr, "norm": norm, "n": len(runs), "val": val,
                      "mean": statistics.mean(val), "sd": statistics.stdev(val) if len(val) > 1 else None,
                      "gap": statistics.mean(gaps) if gaps else None,
-                     "test": [100 * r["final_test_top1"] for r in runs if r.get("final_test_top1") is not None],
+                     "test": [100 * r["final_test_top1"] for r in runs
+                              if r.get("final_test_top1") is not None],
                      "wall_s": statistics.mean(r["wall_time_s"] for r in runs)})
     return rows
 
@@ -85,10 +86,12 @@ def verdict(bn: dict | None, gn: dict | None) -> str:
 
 def summary_table(out: Path) -> str:
     rows = setting_rows(out)
-    lines = ["| width | base LR | norm | n | final-5 median val top-1 (%) per seed | mean ± sd | train − val | "
-             "final weights, test top-1 (%) | wall (s) | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| width | base LR | norm | n | final-5 median val top-1 (%) per seed | mean ± sd | "
+             "train − val | final weights, test top-1 (%) | wall (s) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        other = next((x for x in rows if (x["width"], x["lr"]) == (r["width"], r["lr"]) and x is not r), None)
+        other = next((x for x in rows if (x["width"], x["lr"]) == (r["width"], r["lr"]) and x is not r),
+                     None)
         bn, gn = (r, other) if r["norm"] == "bn" else (other, r)
         sd = f" ± {r['sd']:.1f}" if r["sd"] is not None else ""
         gap = f"{r['gap']:+.1f}" if r["gap"] is not None else "–"
