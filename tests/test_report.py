@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 from video_gn.report import main, report
 
@@ -187,3 +188,34 @@ def test_the_papers_final5_median_and_the_final_weights_stand_beside_best_by_val
         rows = {r["norm"]: r for r in csv.DictReader(f)}
     assert float(rows["bn"]["final5_median_val_top1_mean"]) == 60.0
     assert float(rows["bn"]["final_test_top1_mean"]) == 62.0 and rows["gn"]["final_test_top1_mean"] == ""
+
+
+def test_paired_contrasts_by_seed_with_holm_and_equivalence(tmp_path):
+    """Three seeds per cell, numbers chosen so each contrast's per-seed differences are known:
+    BN 4−8 = −2, −4, −6 (mean −4); GN 4−8 = +0.2, −0.2, 0 (mean 0: equivalent within ±3 if tight);
+    interaction = −2.2, −3.8, −6."""
+    sweep = tmp_path / "runs"
+    bn8, bn4 = [0.70, 0.72, 0.74], [0.68, 0.68, 0.68]
+    gn8, gn4 = [0.650, 0.660, 0.670], [0.652, 0.658, 0.670]
+    for seed in range(3):
+        for norm, batch, top1 in (("bn", 8, bn8), ("bn", 4, bn4), ("gn", 8, gn8), ("gn", 4, gn4)):
+            curve = [0.1] * 5 + [top1[seed]] * 5  # the final-5 median is top1[seed]
+            fake_run(sweep, f"{norm}{batch}_s{seed}", norm, 32, batch, top1[seed], 0.9, seed=seed, curve=curve)
+    md = report([sweep], tmp_path / "out")["markdown"].read_text()
+    from video_gn.report.stats import holm, paired_t
+
+    bn = paired_t([100 * x for x in bn4], [100 * x for x in bn8])
+    gn = paired_t([100 * x for x in gn4], [100 * x for x in gn8])
+    inter = paired_t([100 * (a - b) for a, b in zip(bn4, bn8)], [100 * (a - b) for a, b in zip(gn4, gn8)])
+    assert bn.difference.mean == pytest.approx(-4.0) and gn.difference.mean == pytest.approx(0.0)
+    assert inter.difference.mean == pytest.approx(-4.0)
+    p_holm = holm([bn.p, gn.p, inter.p])
+    rows = [line for line in md.splitlines() if line.startswith("| BN 4−8") or line.startswith("| GN 4−8")
+            or line.startswith("| (BN 4−8)")]
+    assert len(rows) == 6  # three contrasts under each of the two metrics
+    bn_row = rows[0].split(" | ")
+    assert bn_row[1] == "3" and bn_row[2].startswith("-4.0 [")
+    assert bn_row[4] == f"{p_holm[0]:.3f}".lstrip("0")
+    gn_row = next(r for r in rows if r.startswith("| GN 4−8"))
+    assert gn_row.endswith("| equivalent within ±3 |")  # differences of ±0.2 points: within ±3
+    assert "Paired contrasts on **final-5 median val**" in md and "Paired contrasts on **test" in md

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .cells import PAPER_TABLE8, Cell, CellKey, Context, convergence, norm_differences, norm_order, verdicts
+from .contrasts import contrast_lines
 
 
 def _fmt(cell: Cell | None) -> str:
@@ -57,6 +58,7 @@ def write_markdown(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -
         for difference in norm_differences(table):
             lines.append(f"- {difference}")
         lines.append("")
+        lines += contrast_lines(table)
         header, rows = other_protocol_rows(table)
         if rows:
             lines.append("The GN paper's protocol beside ours (top-1 %, mean ± std (n)): **final-5 "
