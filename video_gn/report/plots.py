@@ -1,4 +1,4 @@
-"""PNG plots of the report: top-1 vs clips per device (error bars over seeds), val top-1 per epoch,
+"""PNG plots of the report: top-1 vs clips per device (95% intervals over seeds), val top-1 per epoch,
 and for one run its confusion matrix and per-class top-1 (from ``predictions.csv``).
 """
 
@@ -14,13 +14,24 @@ import numpy as np
 from ..record.predictions import TOP, confusion_matrix, per_class_top1, read_predictions
 from ..record.results import validation_curve
 from .cells import Cell, CellKey, Context, norm_order
+from .stats import t_interval
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _ci_half_widths(cells: list[Cell]) -> list[float]:
+    """Half the 95% t-interval of each cell's mean (0 for a single run)."""
+    out = []
+    for c in cells:
+        e = t_interval(c.top1)
+        out.append(0.0 if e.high is None else (e.high - e.low) / 2)
+    return out
+
+
 def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
-    """One panel per context: top-1 vs clips per device, a line per norm and clip setting."""
+    """One panel per context (the GN paper's Figure 1 layout): top-1 vs clips per device, a line per
+    norm and clip setting, the mean over seeds with its 95% t-interval."""
     n = len(all_tables)
     fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.2), squeeze=False)
     for ax, (context, table) in zip(axes[0], all_tables.items(), strict=True):
@@ -28,7 +39,7 @@ def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path:
             for f, s in sorted({(k[1], k[2]) for k in table if k[0] == norm}):
                 cells = sorted((k[3], c) for k, c in table.items() if k[:3] == (norm, f, s))
                 ax.errorbar([b for b, _ in cells], [c.mean() for _, c in cells],
-                            yerr=[c.std() for _, c in cells], marker="o", capsize=4,
+                            yerr=_ci_half_widths([c for _, c in cells]), marker="o", capsize=4,
                             label=f"{norm.upper()}, {f}×{s} frames")
         ax.set_xscale("log", base=2)
         batches = sorted({k[3] for k in table})
@@ -37,7 +48,7 @@ def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path:
         ax.set_ylabel("top-1 (%)")
         ax.set_title(f"{context.dataset}, {context.arch}, init {context.init.split(' ')[0]}, "
                      f"{context.devices} device(s), {context.max_epochs} epochs\n"
-                     + textwrap.fill(f"{context.protocol}; mean ± std over seeds", 75), fontsize=8)
+                     + textwrap.fill(f"{context.protocol}; mean over seeds, 95% CI", 75), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
