@@ -4,12 +4,12 @@ regime where data, not luck, sets the score — decided by criteria written befo
     python bench/small_batch_pilot.py [--out logs/small_batch_pilot] [--streams 2]   # resumable
     python bench/small_batch_pilot.py --summary [--out ...] [--table FILE.md]
 
-Cells: BN and GN at 8 clips per device (``conf/experiment/small_batch_pilot.yaml``: 16 px input),
-base LR 0.2 and 0.4, widths 16 and 8 (GN G = width / 2: 2 channels per group at the narrowest
-layer), seed by seed within a width so every setting has a first seed early. (At the fourth design's
-40 px the first runs, widths 16 and 8, reached 96-99.7%: the ceiling, on 2400 training clips; the
-experiment config says how 16 px was found.) A setting is **accepted** when, over its seeds (the
-median of each run's final 5 validations, the GN paper's protocol):
+Cells: BN and GN at 8 clips per device (``conf/experiment/small_batch_pilot.yaml``), base LR 0.2
+and 0.4, widths 16 and 8 (GN G = width / 2: 2 channels per group at the narrowest layer), seed by
+seed within a width so every setting has a first seed early; ``--override`` sets the data (e.g. its
+noise) for a pilot round. The rounds so far and why each was stopped are in the experiment config and
+docs/results/small_batch_grid/fifth_design_pilot/. A setting is **accepted** when, over its seeds
+(the median of each run's final 5 validations, the GN paper's protocol):
 
 - BN lands at 65-85% val top-1 (room below the ceiling and above chance for effects of a few points),
 - BN's train - val gap (the same 5 epochs' medians) is at most 5 points (not a memorised train set),
@@ -110,7 +110,10 @@ def main(argv=None) -> None:
     p.add_argument("--streams", type=int, default=2)
     p.add_argument("--summary", action="store_true", help="print the pilot table with each verdict")
     p.add_argument("--table", type=Path, help="with --summary: also write the table to this file")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run.py override added to every run (repeatable)")
     a = p.parse_args(argv)
+    small_batch_grid.EXTRA[:] = a.override
     if a.summary:
         table = summary_table(a.out)
         print(table)

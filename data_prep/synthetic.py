@@ -127,14 +127,15 @@ def render_clip(label: int, rng: np.random.Generator, frames: int = 32, height: 
 
 
 def render_hard_clip(label: int, rng: np.random.Generator, frames: int = 32, height: int = 64,
-                     width: int = 80, photometric: bool = True) -> np.ndarray:
+                     width: int = 80, photometric: bool = True, noise: float = 0.05) -> np.ndarray:
     """uint8 RGB ``[frames, height, width, 3]`` of class ``label`` of ``HARD_CLASSES`` (hard dataset).
 
     On top of the default clip: a distractor object on a random straight path, camera shake, and a
     per-clip photometric transform (gain, contrast, colour cast, offset) as real footage varies from
     clip to clip — what makes a batch's statistics differ from the dataset's. Everything but the
     target's path is drawn the same way for every class. ``photometric=False`` draws the transform
-    but does not apply it (the same clips otherwise: every other draw is unchanged).
+    but does not apply it (the same clips otherwise: every other draw is unchanged). ``noise``: the
+    sensor noise's standard deviation (on 0-1 pixels; the same draw, scaled), the same for every clip.
     """
     bg = _background(rng, height, width).astype(np.float32)
     appearance = _appearance(rng)
@@ -152,7 +153,7 @@ def render_hard_clip(label: int, rng: np.random.Generator, frames: int = 32, hei
     cast, offset = rng.uniform(0.75, 1.25, 3).astype(np.float32), rng.uniform(-0.15, 0.15)
     if photometric:
         video = ((video - 0.5) * contrast + 0.5) * gain * cast + offset
-    video += 0.05 * rng.standard_normal(video.shape, dtype=np.float32)
+    video += noise * rng.standard_normal(video.shape, dtype=np.float32)
     return (np.clip(video, 0, 1) * 255).astype(np.uint8)
 
 
@@ -161,10 +162,10 @@ VARIANTS = {"default": (CLASSES, render_clip), "hard": (HARD_CLASSES, render_har
 
 
 def _make_clip(job) -> ClipRecord:
-    out, rel, label, seed, frames, size, fps, variant, photometric = job
+    out, rel, label, seed, frames, size, fps, variant, photometric, noise = job
     classes, render = VARIANTS[variant]
     rng = np.random.default_rng(seed)
-    extra = {} if variant == "default" else {"photometric": photometric}
+    extra = {} if variant == "default" else {"photometric": photometric, "noise": noise}
     video = render(label, rng, frames, size, size * 5 // 4, **extra)
     info = write_frames(video, Path(out) / rel, fps, EncodeSettings(keyframe_interval=8, preset="ultrafast"))
     return ClipRecord(rel, label, classes[label], info.num_frames, info.fps)
@@ -172,12 +173,14 @@ def _make_clip(job) -> ClipRecord:
 
 def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | None = None,
              frames: int = 32, size: int = 64, fps: float = 15, seed: int = 0, workers: int = 2,
-             progress: bool = True, variant: str = "default", photometric: bool = True) -> Path:
+             progress: bool = True, variant: str = "default", photometric: bool = True,
+             noise: float = 0.05) -> Path:
     """Writes the dataset into ``root`` (a fresh folder, swapped in when complete); returns ``root``.
 
     Deterministic for a given seed: clip k of a split uses seed ``seed + split offset + k``.
     ``variant``: ``default`` (the embedded dataset) or ``hard`` (see ``render_hard_clip``);
-    ``photometric``: the hard variant's per-clip gain/contrast/colour cast/offset (on or off).
+    ``photometric``: the hard variant's per-clip gain/contrast/colour cast/offset (on or off);
+    ``noise``: the hard variant's sensor noise standard deviation.
     """
     if variant not in VARIANTS:
         raise ValueError(f"synthetic variant={variant!r} is not one of {', '.join(VARIANTS)}")
@@ -196,7 +199,7 @@ def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | Non
             label = k % num_classes
             jobs[split].append((str(building), f"{split}/{k:05d}_{classes[label]}.mp4", label,
                                 seed + SPLIT_SEED_OFFSETS[split] + k, frames, size, fps, variant,
-                                photometric))
+                                photometric, noise))
     start = time.time()
     total = sum(len(j) for j in jobs.values())
     with ProcessPoolExecutor(max_workers=workers) as pool, \

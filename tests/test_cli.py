@@ -369,3 +369,30 @@ def test_a_weights_pickle_that_would_run_code_is_refused_and_runs_nothing(user_d
         key = "model.pretrained_3d" if "pretrained_3d" in args[-1] or "pretrained_3d" in " ".join(args) else \
             "model.pretrained_2d"
         assert line.startswith(f"error: {key}={pkl}: ") and "refused to load" in line
+
+
+def test_small_batch_pilot_summary_as_typed_applies_the_written_criteria(tmp_path):
+    """`python bench/small_batch_pilot.py --summary --out logs/small_batch_pilot` on fabricated runs whose
+    verdicts are known by hand: width 16 / LR 0.2 meets every criterion; LR 0.4's BN is above the band;
+    width 8's GN seeds have sd 3.5 (> 2)."""
+    pilot = tmp_path / "logs" / "small_batch_pilot"
+
+    def fake(name, val, train, test):
+        (pilot / name).mkdir(parents=True)
+        history = [{"epoch": e, "top1": val / 100, "train_top1": train / 100} for e in range(20)]
+        (pilot / name / "results.json").write_text(json.dumps(
+            {"val_history": history, "final_test_top1": test / 100, "wall_time_s": 100.0}))
+
+    for seed, (bn, gn, gn8) in enumerate([(75.0, 74.0, 70.0), (76.0, 75.0, 74.0), (77.0, 76.0, 77.0)]):
+        fake(f"bn_w16_lr0.2_s{seed}", bn, bn + 3, bn)
+        fake(f"gn_w16_lr0.2_s{seed}", gn, gn + 2, gn)
+        fake(f"bn_w16_lr0.4_s{seed}", 90.0 + seed, 91.0 + seed, 90.0)
+        fake(f"gn_w16_lr0.4_s{seed}", 88.0, 88.0, 88.0)
+        fake(f"bn_w8_lr0.2_s{seed}", bn, bn, bn)
+        fake(f"gn_w8_lr0.2_s{seed}", gn8, gn8, gn8)
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "small_batch_pilot.py"), "--summary", "--out",
+                          "logs/small_batch_pilot"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    rows = {tuple(line.split(" | ")[:3]): line for line in out.splitlines()[2:]}
+    assert rows[("| 16", "0.2", "BN")].endswith("| 76.0 ± 1.0 | +3.0 | 75.0, 76.0, 77.0 | 100 | accepted |")
+    assert rows[("| 16", "0.4", "BN")].endswith("| rejected: BN 91.0% outside 65-85 |")
+    assert rows[("| 8", "0.2", "BN")].endswith("| rejected: GN sd 3.5 > 2 |")  # sd of 70, 74, 77

@@ -98,3 +98,20 @@ def test_hard_variant_one_frame_does_not_give_the_class_away():
     predicted = ((features[~train, None] - centroids[None]) ** 2).sum(-1).argmin(1)
     accuracy = (predicted == labels[~train]).mean()
     assert accuracy < 2 / classes  # chance is 1/12
+
+
+def test_hard_clip_noise_is_the_same_draw_scaled():
+    """``noise`` (the small-batch pilot's difficulty knob) scales one draw: the same clip otherwise, the
+    default 0.05 the bytes it always was, the pixel difference the noise's standard deviation."""
+    import numpy as np
+
+    from data_prep.synthetic import render_hard_clip
+
+    def clip(noise):
+        return render_hard_clip(3, np.random.default_rng(7), 16, 64, 80, photometric=False, noise=noise)
+
+    assert np.array_equal(clip(0.05), render_hard_clip(3, np.random.default_rng(7), 16, 64, 80,
+                                                       photometric=False))
+    quiet, loud = clip(0.0).astype(np.float64), clip(0.3).astype(np.float64)
+    inside = (quiet > 80) & (quiet < 175)  # pixels the 0-255 clipping leaves alone at 0.3 (most)
+    assert abs((loud - quiet)[inside].std() / 255 - 0.3) < 0.03
