@@ -391,7 +391,8 @@ def test_small_batch_pilot_summary_as_typed_applies_the_written_criteria(tmp_pat
         fake(f"bn_w8_lr0.2_s{seed}", bn, bn, bn)
         fake(f"gn_w8_lr0.2_s{seed}", gn8, gn8, gn8)
     out = subprocess.run([sys.executable, str(REPO / "bench" / "small_batch_pilot.py"), "--summary", "--out",
-                          "logs/small_batch_pilot"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+                          "logs/small_batch_pilot"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
     rows = {tuple(line.split(" | ")[:3]): line for line in out.splitlines()[2:]}
     assert rows[("| 16", "0.2", "BN")].endswith("| 76.0 ± 1.0 | +3.0 | 75.0, 76.0, 77.0 | 100 | accepted |")
     assert rows[("| 16", "0.4", "BN")].endswith("| rejected: BN 91.0% outside 65-85 |")

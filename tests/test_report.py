@@ -192,7 +192,7 @@ def test_the_papers_final5_median_and_the_final_weights_stand_beside_best_by_val
 
 def test_paired_contrasts_by_seed_with_holm_and_equivalence(tmp_path):
     """Three seeds per cell, numbers chosen so each contrast's per-seed differences are known:
-    BN 4−8 = −2, −4, −6 (mean −4); GN 4−8 = +0.2, −0.2, 0 (mean 0: equivalent within ±3 if tight);
+    BN 4−8 = −2, −4, −6 (mean −4); GN 4−8 = +0.2, −0.2, 0 (mean 0: equivalent within ±3);
     interaction = −2.2, −3.8, −6."""
     sweep = tmp_path / "runs"
     bn8, bn4 = [0.70, 0.72, 0.74], [0.68, 0.68, 0.68]
@@ -200,13 +200,15 @@ def test_paired_contrasts_by_seed_with_holm_and_equivalence(tmp_path):
     for seed in range(3):
         for norm, batch, top1 in (("bn", 8, bn8), ("bn", 4, bn4), ("gn", 8, gn8), ("gn", 4, gn4)):
             curve = [0.1] * 5 + [top1[seed]] * 5  # the final-5 median is top1[seed]
-            fake_run(sweep, f"{norm}{batch}_s{seed}", norm, 32, batch, top1[seed], 0.9, seed=seed, curve=curve)
+            fake_run(sweep, f"{norm}{batch}_s{seed}", norm, 32, batch, top1[seed], 0.9, seed=seed,
+                     curve=curve)
     md = report([sweep], tmp_path / "out")["markdown"].read_text()
     from video_gn.report.stats import holm, paired_t
 
     bn = paired_t([100 * x for x in bn4], [100 * x for x in bn8])
     gn = paired_t([100 * x for x in gn4], [100 * x for x in gn8])
-    inter = paired_t([100 * (a - b) for a, b in zip(bn4, bn8)], [100 * (a - b) for a, b in zip(gn4, gn8)])
+    inter = paired_t([100 * (a - b) for a, b in zip(bn4, bn8, strict=True)],
+                     [100 * (a - b) for a, b in zip(gn4, gn8, strict=True)])
     assert bn.difference.mean == pytest.approx(-4.0) and gn.difference.mean == pytest.approx(0.0)
     assert inter.difference.mean == pytest.approx(-4.0)
     p_holm = holm([bn.p, gn.p, inter.p])
