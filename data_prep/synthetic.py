@@ -127,7 +127,8 @@ def render_clip(label: int, rng: np.random.Generator, frames: int = 32, height: 
 
 
 def render_hard_clip(label: int, rng: np.random.Generator, frames: int = 32, height: int = 64,
-                     width: int = 80, photometric: bool = True, noise: float = 0.05) -> np.ndarray:
+                     width: int = 80, photometric: bool = True, noise: float = 0.05,
+                     target_scale: float = 1.0, target_contrast: float = 1.0) -> np.ndarray:
     """uint8 RGB ``[frames, height, width, 3]`` of class ``label`` of ``HARD_CLASSES`` (hard dataset).
 
     On top of the default clip: a distractor object on a random straight path, camera shake, and a
@@ -136,11 +137,15 @@ def render_hard_clip(label: int, rng: np.random.Generator, frames: int = 32, hei
     target's path is drawn the same way for every class. ``photometric=False`` draws the transform
     but does not apply it (the same clips otherwise: every other draw is unchanged). ``noise``: the
     sensor noise's standard deviation (on 0-1 pixels; the same draw, scaled), the same for every clip.
+    ``target_scale`` scales the target's size and ``target_contrast`` its colours' distance from mid
+    grey (1: as drawn; the same draws either way): a smaller, fainter target is harder to follow.
     """
     bg = _background(rng, height, width).astype(np.float32)
     appearance = _appearance(rng)
     dx, dy, size = _trajectory(HARD_CLASSES[label], rng, frames, height, width, hard=True)
-    inside, tex = _draw(appearance, rng, dx, dy, size, height, width)
+    inside, tex = _draw(appearance, rng, dx, dy, size * target_scale, height, width)
+    if target_contrast != 1:  # (1: the bytes of every dataset generated before the knob)
+        tex = 0.5 + target_contrast * (tex - 0.5)
     heading, speed = rng.uniform(0, 2 * math.pi), rng.uniform(0.2, 0.5) * min(height, width) / frames
     t = np.arange(frames) - (frames - 1) / 2
     d_inside, d_tex = _draw(_appearance(rng), rng, speed * t * math.cos(heading),
@@ -162,10 +167,10 @@ VARIANTS = {"default": (CLASSES, render_clip), "hard": (HARD_CLASSES, render_har
 
 
 def _make_clip(job) -> ClipRecord:
-    out, rel, label, seed, frames, size, fps, variant, photometric, noise = job
+    out, rel, label, seed, frames, size, fps, variant, photometric, hard = job
     classes, render = VARIANTS[variant]
     rng = np.random.default_rng(seed)
-    extra = {} if variant == "default" else {"photometric": photometric, "noise": noise}
+    extra = {} if variant == "default" else {"photometric": photometric, **hard}
     video = render(label, rng, frames, size, size * 5 // 4, **extra)
     info = write_frames(video, Path(out) / rel, fps, EncodeSettings(keyframe_interval=8, preset="ultrafast"))
     return ClipRecord(rel, label, classes[label], info.num_frames, info.fps)
@@ -174,13 +179,13 @@ def _make_clip(job) -> ClipRecord:
 def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | None = None,
              frames: int = 32, size: int = 64, fps: float = 15, seed: int = 0, workers: int = 2,
              progress: bool = True, variant: str = "default", photometric: bool = True,
-             noise: float = 0.05) -> Path:
+             noise: float = 0.05, target_scale: float = 1.0, target_contrast: float = 1.0) -> Path:
     """Writes the dataset into ``root`` (a fresh folder, swapped in when complete); returns ``root``.
 
     Deterministic for a given seed: clip k of a split uses seed ``seed + split offset + k``.
     ``variant``: ``default`` (the embedded dataset) or ``hard`` (see ``render_hard_clip``);
     ``photometric``: the hard variant's per-clip gain/contrast/colour cast/offset (on or off);
-    ``noise``: the hard variant's sensor noise standard deviation.
+    ``noise``, ``target_scale``, ``target_contrast``: the hard variant's difficulty (``render_hard_clip``).
     """
     if variant not in VARIANTS:
         raise ValueError(f"synthetic variant={variant!r} is not one of {', '.join(VARIANTS)}")
@@ -199,7 +204,8 @@ def generate(root: str | Path, num_classes: int = 8, clips_per_class: dict | Non
             label = k % num_classes
             jobs[split].append((str(building), f"{split}/{k:05d}_{classes[label]}.mp4", label,
                                 seed + SPLIT_SEED_OFFSETS[split] + k, frames, size, fps, variant,
-                                photometric, noise))
+                                photometric, {"noise": noise, "target_scale": target_scale,
+                                              "target_contrast": target_contrast}))
     start = time.time()
     total = sum(len(j) for j in jobs.values())
     with ProcessPoolExecutor(max_workers=workers) as pool, \

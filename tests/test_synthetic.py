@@ -115,3 +115,23 @@ def test_hard_clip_noise_is_the_same_draw_scaled():
     quiet, loud = clip(0.0).astype(np.float64), clip(0.3).astype(np.float64)
     inside = (quiet > 80) & (quiet < 175)  # pixels the 0-255 clipping leaves alone at 0.3 (most)
     assert abs((loud - quiet)[inside].std() / 255 - 0.3) < 0.03
+
+
+def test_hard_clip_target_scale_and_contrast():
+    """The pilot's other difficulty knobs: ``target_contrast`` moves only the target's pixels towards
+    mid grey by that factor; ``target_scale`` 0.5 leaves the target a quarter of its area."""
+    import numpy as np
+
+    from data_prep.synthetic import render_hard_clip
+
+    def clip(**kw):
+        return render_hard_clip(5, np.random.default_rng(11), 16, 64, 80, photometric=False, noise=0.0,
+                                **kw).astype(np.float64) / 255
+
+    base, faint = clip(), clip(target_contrast=0.3)
+    target = np.abs(base - faint).max(-1) > 0  # where they differ: the target, nothing else
+    assert 0.01 < target.mean() < 0.2
+    assert np.allclose(faint[target] - 0.5, 0.3 * (base[target] - 0.5), atol=2 / 255)
+    area = target.sum()
+    small = np.abs(clip(target_scale=0.5) - clip(target_scale=0.5, target_contrast=0.0)).max(-1) > 0
+    assert 0.15 < small.sum() / area < 0.35
