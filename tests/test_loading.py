@@ -195,7 +195,9 @@ def test_bad_videos_are_replaced_in_training_and_left_unscored_in_test(dataset_d
 
 
 def encode_plain_h264(path, width, height, frames=12):
-    """A clip we encode: frame i is grey level 20 i (what decoding must give back)."""
+    """A clip we encode: frame i is grey level 20 i (what decoding must give back). Not the prep's
+    ``write_frames``: its encoder's threads in the test process make a later fork (the data
+    generator's process pool, the ``tiny_data`` fixture) abort."""
     import av
 
     with av.open(str(path), "w") as container:
