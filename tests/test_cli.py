@@ -397,3 +397,22 @@ def test_small_batch_pilot_summary_as_typed_applies_the_written_criteria(tmp_pat
     assert rows[("| 16", "0.2", "BN")].endswith("| 76.0 ± 1.0 | +3.0 | 75.0, 76.0, 77.0 | 100 | accepted |")
     assert rows[("| 16", "0.4", "BN")].endswith("| rejected: BN 91.0% outside 65-85 |")
     assert rows[("| 8", "0.2", "BN")].endswith("| rejected: GN sd 3.5 > 2 |")  # sd of 70, 74, 77
+
+
+@pytest.mark.slow
+def test_small_batch_pilot_as_typed_then_its_summary(tmp_path):
+    """The README's pilot command from a fresh folder, shrunk (1 epoch, 4 train clips per class), with
+    its --override of the data; then --summary: every setting has its 3 seeds and a verdict."""
+    shrink = ["data.generate.clips_per_class={train:4,val:2,test:2}", "data.generate.frames=16",
+              "trainer.max_epochs=1", "data.num_test_clips=2", "data.num_test_crops=1"]
+    pilot = [sys.executable, str(REPO / "bench" / "small_batch_pilot.py"), "--out",
+             "logs/small_batch_pilot"]
+    subprocess.run([*pilot, "--override", "+data.generate.noise=0.3", *[f"--override={o}" for o in shrink]],
+                   cwd=tmp_path, env=user_env(), check=True, capture_output=True, text=True, timeout=3000)
+    runs = sorted((tmp_path / "logs" / "small_batch_pilot").glob("*/results.json"))
+    assert len(runs) == 24
+    out = subprocess.run([*pilot, "--summary"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line for line in out.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == 8 and all(" | 3 | " in row for row in rows)
+    assert all(row.endswith(("accepted |", "|  |")) or "rejected: " in row for row in rows)
