@@ -149,7 +149,8 @@ def main(argv=None) -> None:
         print(summarize(a.summarize, a.to), end="")
         return
     small_batch_grid.EXTRA[:] = a.override
-    small_batch_grid.run_grid(a.out, cells(a.seeds), a.streams, precise_bn=False)
+    small_batch_grid.run_grid(a.out, cells(a.seeds), a.streams, precise_bn=False,
+                              experiment="small_batch_grid_fourth", datasets=("synthetic_bench",))
     print(f"next: python {sys.argv[0]} --summarize {a.out}")
 
 

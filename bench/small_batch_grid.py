@@ -1,9 +1,11 @@
 """The small-batch benchmark on CPU: BN vs GN (and BN with precise statistics) as clips per device
-shrink, the clip-length trade, and the photometric ablation — every cell over several seeds.
+shrink, and the clip-length trade — every cell over several seeds.
 
-    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 5] [--streams 2] \
+    python bench/small_batch_grid.py [--out logs/small_batch_grid] [--seeds 6] [--streams 2] \
         [--override KEY=VALUE ...]
-    python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid
+    python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid/fifth_design
+    # the repeated cell (re-run noise): BN at 8 clips again, two threads per run instead of one
+    python bench/small_batch_grid.py --out logs/small_batch_grid_rerun --only bn_8x2_b8 --threads 2
 
 Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
 its last.ckpt (the training job's own rule), so the grid can span several sessions. Finished cells
@@ -11,12 +13,13 @@ kept elsewhere (``docs/results/small_batch_grid/<design>_runs``: their results.j
 grid's ``design.yaml``) are restored with ``cp -r <that folder>/. logs/small_batch_grid/`` before
 starting again. ``design.yaml`` is the experiment config the grid was started with: a grid folder
 whose design differs from the current ``conf/experiment/small_batch_grid.yaml`` (+ ``--override``)
-is refused, so cells of two designs never end up in one table. Cells run seed
-by seed (every cell of seed 0 first), so an interrupted grid has whole seeds. Each run is one
-``python run.py experiment=small_batch_grid ...`` in its own folder; every BN cell's best checkpoint
-is then re-evaluated with precise BN (``train=false norm.precise_bn_batches=N``, N batches = one pass
-over the training split): the same weights, no extra training. ``--streams`` runs that many cells side
-by side, one thread each (on 2 cores, two streams finish ~1.1x sooner than one after the other).
+is refused, so cells of two designs never end up in one table; so is a grid whose cells break the
+paper's rules (other epochs, an LR not linear in the batch: ``design_problems``). The 8-clip cells of
+seeds 0-2 run first (the pilot's criteria are read on them), then the rest seed by seed. Each run is
+one ``python run.py experiment=small_batch_grid ...`` in its own folder; every BN cell's best
+checkpoint is then re-evaluated with precise BN (``train=false norm.precise_bn_batches=N``, N
+batches = one pass over the training split): the same weights, no extra training. ``--streams``
+runs that many cells side by side, ``--threads`` PyTorch threads each (default 1).
 """
 
 from __future__ import annotations
@@ -32,25 +35,70 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CLIPS = [0]  # the design's training clips (one pass for precise BN), set by check_design
 EXTRA: list[str] = []  # --override: added to every run (e.g. to shrink the grid for a try-out)
+THREADS = [1]  # --threads: PyTorch intra-op threads per run (another count changes the arithmetic)
+
+
+PILOT_SEEDS = 3  # the 8-clip cells of these seeds run first: the pilot's criteria are read on them
 
 
 def cells(seeds: int) -> list[tuple[str, list[str]]]:
-    """(folder name, overrides) of every training run, seed by seed; within a seed BN and GN side by
-    side per batch size, 16 and 2 clips first, so the first minutes of a grid already show both ends."""
-    out = []
+    """(folder name, overrides) of every training run: first BN and GN at 8 clips for the first
+    ``PILOT_SEEDS`` seeds (the chosen setting's 3-seed round, checked against the pilot's criteria:
+    ``bench/small_batch_pilot.py --grid``), then seed by seed: 2 and 4 clips, the clip-length trade."""
+    def cell(norm: str, seed: int, batch: int, frames: int = 8) -> tuple[str, list[str]]:
+        clip = "8x2" if frames == 8 else "16x1"
+        overrides = [f"norm={norm}", f"data.batch_size_per_device={batch}", f"seed={seed}"]
+        if frames != 8:  # the clip-length trade: twice the frames at half the clips (same activations)
+            overrides += ["data.frames_per_clip=16", "data.frame_stride=1"]
+        return f"{norm}_{clip}_b{batch}_s{seed}", overrides
+
+    first = [cell(norm, seed, 8) for seed in range(min(seeds, PILOT_SEEDS)) for norm in ("bn", "gn")]
+    rest = []
     for seed in range(seeds):
-        for b in (16, 2, 8, 4):
-            for norm in ("bn", "gn"):
-                out.append((f"{norm}_8x2_b{b}_s{seed}", [f"norm={norm}", f"data.batch_size_per_device={b}"]))
-        for norm in ("bn", "gn"):
-            # the clip-length trade: twice the frames at half the clips (same activation memory)
-            out.append((f"{norm}_16x1_b4_s{seed}", [f"norm={norm}", "data.batch_size_per_device=4",
-                                                    "data.frames_per_clip=16", "data.frame_stride=1"]))
-        for norm in ("bn", "gn"):
-            # the ablation: the same clips with the per-clip photometric transform
-            out.append((f"{norm}_photometric_8x2_b8_s{seed}",
-                        [f"norm={norm}", "data=synthetic_bench_photometric", "data.batch_size_per_device=8"]))
-    return [(name, [*o, f"seed={name.rsplit('_s', 1)[1]}"]) for name, o in out]
+        for batch in (8, 2, 4):
+            rest += [cell(norm, seed, batch) for norm in ("bn", "gn")]
+        rest += [cell(norm, seed, 4, frames=16) for norm in ("bn", "gn")]
+    return first + [c for c in rest if c not in first]
+
+
+def design_problems(queue: list[tuple[str, list[str]]], experiment: str = "small_batch_grid") -> list[str]:
+    """The paper's rules on every cell's composed config: the same epochs and schedule, the LR left
+    to the linear scaling rule (optim.lr unset) from one base LR, so the peak LR is proportional to
+    the global batch. Empty: the grid is sound."""
+    from hydra import compose, initialize_config_dir
+
+    sys.path.insert(0, str(REPO))
+    from video_gn.config import CONF_DIR
+    from video_gn.training.optim import scaled_lr
+
+    seen = {}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for name, overrides in queue:
+            cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *overrides, *EXTRA])
+            o = cfg.optim
+            seen[name] = {"epochs": cfg.trainer.max_epochs, "schedule": (o.schedule, o.warmup_epochs),
+                          "lr_set": o.lr, "lr_per_clip": scaled_lr(o.base_lr, 1, o.base_batch)}
+    problems = [f"{name}: optim.lr={v['lr_set']} is set, so the LR does not follow the batch"
+                for name, v in seen.items() if v["lr_set"] is not None]
+    for key, what in (("epochs", "trainer.max_epochs"), ("schedule", "optim.schedule/warmup_epochs"),
+                      ("lr_per_clip", "optim.base_lr/base_batch")):
+        values = {name: v[key] for name, v in seen.items()}
+        if len(set(values.values())) > 1:
+            problems.append(f"cells differ in {what}: " + ", ".join(f"{n}={v}" for n, v in values.items()))
+    return problems
+
+
+def finished_design_problems(runs: list[dict]) -> list[str]:
+    """The same rules on finished runs' results.json (their recorded epochs and peak LR)."""
+    trained = [r for r in runs if r.get("max_epochs") is not None]
+    problems = []
+    epochs = {r["max_epochs"] for r in trained}
+    if len(epochs) > 1:
+        problems.append(f"runs trained for different epochs: {sorted(epochs)}")
+    ratios = {round(r["peak_lr"] / r["global_batch"], 12) for r in trained if r.get("peak_lr") is not None}
+    if len(ratios) > 1:
+        problems.append(f"peak LR is not proportional to the global batch (LR per clip: {sorted(ratios)})")
+    return problems
 
 
 DESIGN_KEYS = ("data", "model", "norm", "optim", "trainer")
@@ -101,7 +149,7 @@ def run(out: Path, name: str, overrides: list[str], log, precise_bn: bool = True
     """One training run (skipped if done), then for BN its precise-BN re-evaluation."""
     folder = out / name
     ok = _job(folder, [f"experiment={experiment}", *overrides], log)
-    if precise_bn and ok and "norm=bn" in overrides and "_photometric" not in name:
+    if precise_bn and ok and "norm=bn" in overrides and "_photometric" not in name:  # (4th design)
         best = sorted((folder / "checkpoints").glob("epoch*.ckpt"))
         batch = next(int(o.split("=")[1]) for o in overrides if o.startswith("data.batch_size_per_device="))
         if best:
@@ -120,7 +168,8 @@ def _job(folder: Path, overrides: list[str], log) -> bool:
         return True
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    threads = str(THREADS[0])
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     with (folder / "run.log").open("a") as f:
         result = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides, *EXTRA,
                                  f"hydra.run.dir={folder}"], stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -132,24 +181,36 @@ def _job(folder: Path, overrides: list[str], log) -> bool:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("logs/small_batch_grid"))
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=6)
     p.add_argument("--streams", type=int, default=2)
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a run.py override added to every run (repeatable)")
+    p.add_argument("--only", default=None, metavar="CELL",
+                   help="only the runs of this cell (e.g. bn_8x2_b8: every seed), for a repeated cell")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch threads per run")
     a = p.parse_args(argv)
-    EXTRA[:] = a.override
-    run_grid(a.out, cells(a.seeds), a.streams)
+    EXTRA[:], THREADS[0] = a.override, a.threads
+    queue = cells(a.seeds)
+    if a.only:
+        queue = [c for c in queue if c[0].rsplit("_s", 1)[0] == a.only]
+        if not queue:
+            p.error(f"--only {a.only}: no such cell (e.g. bn_8x2_b8, gn_16x1_b4)")
+    run_grid(a.out, queue, a.streams)
 
 
 def run_grid(out: Path, queue: list[tuple[str, list[str]]], streams: int, precise_bn: bool = True,
              experiment: str = "small_batch_grid",
-             datasets: tuple[str, ...] = ("synthetic_bench", "synthetic_bench_photometric")) -> None:
+             datasets: tuple[str, ...] = ("synthetic_bench_large",), paper_rules: bool = True) -> None:
     """Every (folder name, overrides) of ``queue`` into ``out`` (done ones skipped), ``streams`` at a
-    time, after the design check of ``experiment``; ``datasets`` are generated first (once).
+    time, after the design check of ``experiment`` (and ``design_problems`` unless ``paper_rules`` is
+    off: the pilot varies the base LR on purpose); ``datasets`` are generated first (once).
     bench/multigrid_grid.py and bench/small_batch_pilot.py run their own cells through this too."""
     shown, out = out, out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     check_design(out, experiment)
+    problems = design_problems(queue, experiment) if paper_rules else []
+    if problems:
+        raise SystemExit("error: the grid breaks the paper's rules:\n  " + "\n  ".join(problems))
     lock = threading.Lock()
     failed = []
 

@@ -3,6 +3,7 @@ regime where data, not luck, sets the score — decided by criteria written befo
 
     python bench/small_batch_pilot.py [--out logs/small_batch_pilot] [--streams 2]   # resumable
     python bench/small_batch_pilot.py --summary [--out ...] [--table FILE.md]
+    python bench/small_batch_pilot.py --summary --grid --out logs/small_batch_grid   # the chosen setting
 
 Cells: BN and GN at 8 clips per device (``conf/experiment/small_batch_pilot.yaml``), base LR 0.2
 and 0.4, widths 16 and 8 (GN G = width / 2: 2 channels per group at the narrowest layer), seed by
@@ -50,13 +51,30 @@ def final5(history: list[dict], key: str) -> float | None:
     return 100 * statistics.median(values) if values else None
 
 
-def setting_rows(out: Path) -> list[dict]:
-    """Per (width, LR, norm): the final-5 medians of its finished seeds, their mean and sd."""
+def pilot_setting(folder: str, grid_design: dict | None) -> tuple[int, float, str] | None:
+    """(width, base LR, norm) of a pilot cell's folder (``bn_w16_lr0.2_s0``), or in a grid folder
+    (``grid_design``: its design.yaml) of its 8-clip 8x2 cells (``bn_8x2_b8_s0``); None otherwise."""
+    if grid_design is None:
+        norm, width, lr, _ = folder.split("_")
+        return int(width[1:]), float(lr[2:]), norm
+    norm, clip, batch, *rest = folder.split("_")
+    if clip != "8x2" or batch != "b8" or len(rest) != 1:  # other cells, precise-BN re-evaluations
+        return None
+    return grid_design["model"]["width"], grid_design["optim"]["base_lr"], norm
+
+
+def setting_rows(out: Path, grid: bool = False) -> list[dict]:
+    """Per (width, LR, norm): the final-5 medians of its finished seeds, their mean and sd. With
+    ``grid``, ``out`` is a grid folder (bench/small_batch_grid.py) and its 8-clip cells are read:
+    the accepted setting's 3-seed round, run there first."""
+    from omegaconf import OmegaConf
+
+    design = OmegaConf.to_container(OmegaConf.load(out / "design.yaml")) if grid else None
     groups: dict[tuple, list[dict]] = {}
     for f in sorted(out.glob("*/results.json")):
-        r = json.loads(f.read_text())
-        norm, width, lr, _ = f.parent.name.split("_")
-        groups.setdefault((int(width[1:]), float(lr[2:]), norm), []).append(r)
+        setting = pilot_setting(f.parent.name, design)
+        if setting is not None:
+            groups.setdefault(setting, []).append(json.loads(f.read_text()))
     rows = []
     for (width, lr, norm), runs in sorted(groups.items()):
         val = [final5(r["val_history"], "top1") for r in runs]
@@ -86,8 +104,8 @@ def verdict(bn: dict | None, gn: dict | None) -> str:
     return "accepted" if not failed else "rejected: " + "; ".join(failed)
 
 
-def summary_table(out: Path) -> str:
-    rows = setting_rows(out)
+def summary_table(out: Path, grid: bool = False) -> str:
+    rows = setting_rows(out, grid)
     lines = ["| width | base LR | norm | n | final-5 median val top-1 (%) per seed | mean ± sd | "
              "train − val | final weights, test top-1 (%) | wall (s) | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -110,18 +128,20 @@ def main(argv=None) -> None:
     p.add_argument("--streams", type=int, default=2)
     p.add_argument("--summary", action="store_true", help="print the pilot table with each verdict")
     p.add_argument("--table", type=Path, help="with --summary: also write the table to this file")
+    p.add_argument("--grid", action="store_true",
+                   help="with --summary: --out is a grid folder; judge its 8-clip cells by the criteria")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a run.py override added to every run (repeatable)")
     a = p.parse_args(argv)
     small_batch_grid.EXTRA[:] = a.override
     if a.summary:
-        table = summary_table(a.out)
+        table = summary_table(a.out, a.grid)
         print(table)
         if a.table:
             a.table.write_text(table + "\n")
         return
     small_batch_grid.run_grid(a.out, cells(), a.streams, precise_bn=False, experiment=EXPERIMENT,
-                              datasets=("synthetic_bench_large",))
+                              datasets=("synthetic_bench_large",), paper_rules=False)
 
 
 if __name__ == "__main__":

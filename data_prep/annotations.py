@@ -57,6 +57,20 @@ class Row:
     def key(self) -> tuple[str, float, float]:
         return (self.youtube_id, self.time_start, self.time_end)
 
+    @property
+    def out_path(self) -> str:
+        """Where its clip goes, relative to the prepared dataset folder."""
+        return f"{self.split}/{self.clip_stem}.mp4"
+
+    @property
+    def expected_seconds(self) -> float:
+        """The annotated segment's length: a clip shorter than this is listed as short."""
+        return self.time_end - self.time_start
+
+    def identity(self) -> dict:
+        """The fields naming this row in the preparation report."""
+        return {"youtube_id": self.youtube_id, "time_start": self.time_start, "time_end": self.time_end}
+
 
 @dataclass(frozen=True)
 class BadRow:

@@ -44,6 +44,9 @@ class EncodeSettings:
     # less than its window: real Kinetics clips often do (PySlowFast, mmaction2 use them as they are).
     min_fraction: float | None = None
     keep_short: bool = False  # keep what decoded of a truncated download (listed as "short") instead
+    # A complete clip with fewer frames than this is kept and listed as "short" (a folder of one's own
+    # videos: fewer than one training clip spans; 0 lists none)
+    short_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,9 @@ def _check_duration(src: Path, info: ClipInfo, claimed: float | None, expected_s
             raise UnusableVideo("truncated", detail + ": the download was cut short")
         return replace(info, short=detail)
     if not expected_seconds or decoded >= expected_seconds - 1 / info.fps:
+        if info.num_frames < settings.short_frames:
+            return replace(info, short=f"{src}: {info.num_frames} frames, fewer than one training clip "
+                                       f"spans ({settings.short_frames})")
         return info
     detail = (f"{src}: a complete clip of {decoded:.2f} s ({info.num_frames} frames), shorter than its "
               f"annotated {expected_seconds:g} s")

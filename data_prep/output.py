@@ -57,22 +57,22 @@ def check_output_folder(out: Path) -> None:
         raise PrepError(f"--out {out} is not a writable folder: {e.strerror}") from None
 
 
-def check_videos_folder(videos: Path) -> None:
+def check_videos_folder(videos: Path, option: str = "--videos") -> None:
     if not videos.exists():
-        raise PrepError(f"--videos {videos} does not exist")
+        raise PrepError(f"{option} {videos} does not exist")
     if not videos.is_dir():
-        raise PrepError(f"--videos {videos} is not a folder")
+        raise PrepError(f"{option} {videos} is not a folder")
     try:
         next(os.scandir(videos), None)
     except OSError as e:
-        raise PrepError(f"--videos {videos} cannot be read: {e.strerror}") from None
+        raise PrepError(f"{option} {videos} cannot be read: {e.strerror}") from None
 
 
 def remove_stale_temporaries(out: Path, stems: set[str] | None = None) -> None:
     """Half-written files of a run that was killed before it could clean up (never under a final
     name); called while holding the lock, so they are nobody's work in progress. A shard removes
     only its own rows' (``stems``): other shards may be writing into the same folders."""
-    for tmp in out.glob("*/.*.tmp*.mp4"):
+    for tmp in out.glob("**/.*.tmp*.mp4"):  # clips sit in <split>/ or <split>/<class>/
         if stems is None or tmp.name[1:tmp.name.rindex(".tmp")] in stems:
             tmp.unlink(missing_ok=True)
     if stems is None:

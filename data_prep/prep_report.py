@@ -15,7 +15,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from data_prep.annotations import Row
 from data_prep.encode import EncodeSettings
 from video_gn.files import atomic_write_csv, atomic_write_text
 
@@ -40,22 +39,30 @@ def write_report(folder: Path, report: dict) -> None:
     atomic_write_text(folder / REPORT, json.dumps(report, indent=1))
 
 
+IDENTITY_KEYS = ("youtube_id", "time_start", "time_end", "video")  # a Kinetics row's, a file's
+
+
+def entry_key(entry: dict) -> tuple:
+    """The identity of the video an entry is about (the ``key`` of its Row or FolderVideo)."""
+    return tuple(entry[k] for k in IDENTITY_KEYS if k in entry)
+
+
 def remembered(report: dict, section: str, settings: EncodeSettings | None = None) -> dict[tuple, dict]:
-    """Entries of every split's ``failed`` or ``partial``/``short`` list, keyed by row key (with
-    ``settings``: only from runs with the same settings, which decide too_short, truncated and
+    """Entries of every split's ``failed`` or ``partial``/``short`` list, keyed by the video's key
+    (with ``settings``: only from runs with the same settings, which decide too_short, truncated and
     shorter_than_window)."""
     entries = [e for s in report["splits"].values() for e in s.get(section, [])
                if settings is None or s.get("settings") == vars(settings)]
-    return {(f["youtube_id"], f["time_start"], f["time_end"]): f for f in entries}
+    return {entry_key(f): f for f in entries}
 
 
-def failure_entry(row: Row, reason: str, detail: str) -> dict:
-    return {"youtube_id": row.youtube_id, "time_start": row.time_start, "time_end": row.time_end,
-            "split": row.split, "label": row.label, "reason": reason, "detail": detail}
+def failure_entry(item, reason: str, detail: str) -> dict:
+    """A report entry: the video's identity (a Row's or a FolderVideo's), split, label, why."""
+    return {**item.identity(), "split": item.split, "label": item.label, "reason": reason, "detail": detail}
 
 
 def by_key(entries: list[dict]) -> list[dict]:
-    return sorted(entries, key=lambda e: (e["youtube_id"], e["time_start"], e["time_end"], e["reason"]))
+    return sorted(entries, key=lambda e: (entry_key(e), e["reason"]))
 
 
 def split_section(split: str, source: dict, rows: int, prepared: int, missing: int,

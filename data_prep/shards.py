@@ -7,7 +7,6 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-from data_prep.annotations import Row
 from data_prep.output import OutputLock, PrepError
 from data_prep.prep_report import (
     ENTRY_LISTS,
@@ -33,10 +32,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def in_shard(row: Row, shard: tuple[int, int]) -> bool:
-    """Rows are split by a hash of their clip name: stable under edits and reordering of the file."""
+def in_shard(clip_name: str, shard: tuple[int, int]) -> bool:
+    """Videos are split by a hash of their clip's name: stable under edits and reordering of the
+    input (an annotation file, a folder)."""
     k, n = shard
-    return zlib.crc32(row.clip_stem.encode()) % n == k - 1
+    return zlib.crc32(clip_name.encode()) % n == k - 1
 
 
 def shard_dir(out: Path, shard: tuple[int, int]) -> Path:

@@ -37,7 +37,7 @@ def _worker_init(out: str, parent: int) -> None:
 
 
 def _worker_exit(out: str, signum: int) -> None:
-    for tmp in Path(out).glob(f"*/.*.tmp{os.getpid()}.mp4"):
+    for tmp in Path(out).glob(f"**/.*.tmp{os.getpid()}.mp4"):  # <split>/ or <split>/<class>/
         tmp.unlink(missing_ok=True)
     os._exit(128 + signum)
 

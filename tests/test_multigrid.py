@@ -285,7 +285,7 @@ def test_summary_prints_the_schedule_at_constant_memory():
     assert all(0.8 < i["activations_vs_base"] < 1.25 for i in iterations)  # the constant-memory claim
     assert 0 < m["compute_vs_base_schedule"] < 1
     # the README's command as typed: the benchmark's design (8 clips x 8 frames x 40², 90 epochs)
-    command = [sys.executable, "-m", "video_gn.summary", "experiment=small_batch_grid",
+    command = [sys.executable, "-m", "video_gn.summary", "experiment=small_batch_grid_fourth",
                "multigrid=long_short"]
     table = subprocess.run(command, cwd=USER_DIR, capture_output=True, text=True, check=True).stdout
     assert table.startswith("small / norm=gn   input C×T×H×W = 3×8×40×40")

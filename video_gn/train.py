@@ -24,10 +24,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .config.checks import check_config
+from .config.classes import settle_num_classes
 from .data.manifest import read_manifest
 from .errors import ConfigError
 from .files import atomic_write_text
-from .models.provenance import init_record, sha256_of
+from .models.provenance import init_record, sha256_of, with_what_loaded
 from .record.checkpoints import (
     TRAINING_RECORD_KEY,
     TrainingRecord,
@@ -56,6 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     Hydra sweepers). A run that fails before writing anything leaves no folder behind."""
     output_dir = Path(cfg.paths.output_dir)
     try:
+        settle_num_classes(cfg)  # data.num_classes from the prepared dataset's classes.txt
         check_config(cfg)  # every value in range, before any work
         if cfg.get("train", True):
             return fit_and_test(cfg, output_dir)
@@ -76,6 +78,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
     if schedule:
         datamodule.use_multigrid(schedule)
     module = build_module(cfg)
+    init = with_what_loaded(init, module.net)
     record = {"init": init, "seed": cfg.seed,
               "max_epochs": schedule.epochs if schedule else cfg.trainer.max_epochs,
               "multigrid": schedule_record(cfg, schedule)}
@@ -153,7 +156,8 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
     if not cfg.model.get("pretrained_3d"):
         raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
                          "ours) or model.pretrained_3d=PATH (an imported I3D model)")
-    return build_module(cfg), init_record(cfg.model)
+    module = build_module(cfg)
+    return module, with_what_loaded(init_record(cfg.model), module.net)
 
 
 @contextmanager

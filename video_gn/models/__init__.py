@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from ..errors import ConfigError
-from .caffe2_import import caffe2_blobs_or_none, load_caffe2
+from .caffe2_import import caffe2_blobs_or_none, load_caffe2, load_caffe2_blobs
 from .inflate import inflate_from_2d
 from .norm import NormSpec, is_norm
+from .ours import load_ours, our_state_or_none
 from .resnet3d import ResNet3d, build_model
 from .zoo_import import load_zoo, zoo_state_or_none
 
 # conf/model keys that are not architecture settings: how to initialise, load and run the network,
 # and the GN group count that fits its widths (read by conf/norm/gn.yaml).
+log = logging.getLogger(__name__)
+
 RUNTIME_KEYS = ("init", "pretrained_2d", "pretrained_3d", "channels_last_3d", "compile", "gn_groups")
 
 
 def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> ResNet3d:
     """``conf/model/*`` + ``conf/norm/*`` -> network, with its starting weights if a file is given:
     ``pretrained_2d`` (a 2-D ImageNet ResNet, torchvision layout or Caffe2 pickle, inflated; the head
-    stays random) or ``pretrained_3d`` (a whole 3-D network: the Non-local release's Caffe2 pickle,
-    or a pytorchvideo / PySlowFast ``.pyth`` into ``model={i3d,slow,c2d}_r50_8x8``).
+    stays random) or ``pretrained_3d`` (a whole 3-D network: a checkpoint of ours, the Non-local
+    release's Caffe2 pickle, or a pytorchvideo / PySlowFast ``.pyth`` into ``model={i3d,slow,c2d}_r50_8x8``).
+    A 3-D network trained for another class count fine-tunes: its classifier is replaced (logged with
+    both counts), everything else loads. ``model.init_loaded`` says what was loaded (results.json's
+    init record).
     """
     arch_kwargs = {k: v for k, v in model_cfg.items() if k not in RUNTIME_KEYS}
     if "blocks_per_stage" in arch_kwargs:  # a ListConfig from YAML
@@ -28,26 +35,44 @@ def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> Re
     model = build_model(norm=NormSpec.from_config(norm_cfg), num_classes=num_classes, **arch_kwargs)
     for key in ("pretrained_2d", "pretrained_3d"):
         if model_cfg.get(key):
+            target = list(model.state_dict())
             try:
-                _load(model, key, model_cfg[key], model_cfg.get("arch"), norm_cfg.get("kind", "bn"))
+                loaded = _load(model, key, model_cfg[key], model_cfg.get("arch"), norm_cfg.get("kind", "bn"))
             except ValueError as e:  # a file that does not fit the network: one line naming the key
                 raise ConfigError(f"model.{key}={model_cfg[key]}: {e}") from None
+            model.init_loaded = load_record(model, target, loaded)
     return model
 
 
-def _load(model: ResNet3d, key: str, path, arch: str, norm_kind: str) -> None:
+def load_record(model: ResNet3d, target: list[str], loaded: list[str]) -> dict:
+    """What a weights file gave the network: how many of its tensors, which stayed as initialised
+    (a replaced classifier, fresh norms), and the classifier's fate."""
+    loaded = set(loaded)
+    left = [k for k in target if k not in loaded]
+    head = "loaded" if "head.fc.weight" in loaded else \
+        f"new ({model.head.fc.out_features} classes; the file's does not fit or is not used)"
+    return {"tensors_loaded": len(target) - len(left), "tensors_total": len(target),
+            "not_loaded": left, "classifier": head}
+
+
+def _load(model: ResNet3d, key: str, path, arch: str, norm_kind: str) -> list[str]:
+    """Loads the file into ``model`` in place; returns the names of the tensors it filled."""
     if key == "pretrained_2d":
         blobs = caffe2_blobs_or_none(path)
         if blobs is not None:
-            load_caffe2(model, path, inflate=True, include_head=False, blobs=blobs)
-        else:
-            inflate_from_2d(model, path)
-        return
-    state = zoo_state_or_none(path)
-    if state is not None:  # pytorchvideo's or PySlowFast's .pyth
-        load_zoo(model, path, arch, state, norm_kind)
-    else:
-        load_caffe2(model, path, inflate=False, include_head=True)
+            return load_caffe2(model, path, inflate=True, include_head=False, blobs=blobs)
+        return inflate_from_2d(model, path)
+    if (state := zoo_state_or_none(path)) is not None:  # pytorchvideo's or PySlowFast's .pyth
+        return load_zoo(model, path, arch, state, norm_kind)
+    if (state := our_state_or_none(path)) is not None:  # a checkpoint of ours (.ckpt)
+        return load_ours(model, path, state)
+    blobs = load_caffe2_blobs(path)  # the Non-local release's Caffe2 pickle
+    classes = blobs["pred_w"].shape[0] if "pred_w" in blobs else None
+    head = classes == model.head.fc.out_features
+    if classes is not None and not head:
+        log.warning("%s: its classifier (%d classes) is replaced by a new one for this network's %d "
+                    "classes", path, classes, model.head.fc.out_features)
+    return load_caffe2(model, path, inflate=False, include_head=head, blobs=blobs)
 
 
 __all__ = ["NormSpec", "ResNet3d", "build_model", "build_network", "inflate_from_2d", "is_norm"]

@@ -165,10 +165,10 @@ def _fold_missing_bn_statistics(state: dict, target: dict, model: nn.Module) -> 
 
 
 def load_caffe2(model: nn.Module, path: str | Path, *, inflate: bool, include_head: bool,
-                blobs: dict[str, np.ndarray] | None = None) -> nn.Module:
+                blobs: dict[str, np.ndarray] | None = None) -> list[str]:
     """Loads a Caffe2 pickle (``blobs`` if already read) into ``model`` in place (strict, apart from
-    the head when excluded)."""
+    the head when excluded); returns the names of the tensors it filled."""
     blobs = load_caffe2_blobs(path) if blobs is None else blobs
     state = caffe2_state_dict(blobs, model, inflate=inflate, include_head=include_head, source=str(path))
     model.load_state_dict(state, strict=False)
-    return model
+    return sorted(state)

@@ -56,8 +56,9 @@ def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: nn.Module,
     return match.state
 
 
-def inflate_from_2d(model: nn.Module, path: str | Path, include_head: bool = False) -> nn.Module:
-    """Loads a local 2D checkpoint into ``model`` in place (strict apart from the head)."""
+def inflate_from_2d(model: nn.Module, path: str | Path, include_head: bool = False) -> list[str]:
+    """Loads a local 2D checkpoint into ``model`` in place (strict apart from the head); returns
+    the names of the tensors it filled."""
     state = inflate_state_dict(load_2d_state_dict(path), model, include_head)
     model.load_state_dict(state, strict=False)
-    return model
+    return sorted(state)

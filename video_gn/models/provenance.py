@@ -46,3 +46,10 @@ def init_record(model_cfg: Mapping) -> dict:
             "I3D model), or model.init=scratch to train from random weights")
     raise ConfigError(f"model.init={model_cfg.get('init')!r}: the only value is 'scratch' "
                      "(pretrained weights are given as model.pretrained_2d / model.pretrained_3d)")
+
+
+def with_what_loaded(init: dict, net) -> dict:
+    """The init record plus what the file gave the network (``build_network``'s ``init_loaded``:
+    tensors loaded, those left as initialised, the classifier loaded or new)."""
+    loaded = getattr(net, "init_loaded", None)
+    return {**init, "loaded": loaded} if loaded is not None else init

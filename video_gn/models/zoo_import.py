@@ -114,8 +114,9 @@ def zoo_architecture(state: dict) -> str:
 
 
 def load_zoo(model: nn.Module, path: str | Path, arch: str, state: dict[str, torch.Tensor] | None = None,
-             norm_kind: str = "bn") -> nn.Module:
-    """Loads a pytorchvideo / PySlowFast checkpoint into ``model`` (``model.arch=arch``) in place.
+             norm_kind: str = "bn") -> list[str]:
+    """Loads a pytorchvideo / PySlowFast checkpoint into ``model`` (``model.arch=arch``) in place;
+    returns the names of the tensors it filled.
 
     The classifier is loaded when its shape fits (Kinetics-400 into 400 classes), else left random
     (said in the log). With a norm that is not BN (``norm=gn``, ``ln``, ``in``) the file's BN layers
@@ -155,13 +156,13 @@ def load_zoo(model: nn.Module, path: str | Path, arch: str, state: dict[str, tor
                                     *match.lines(lambda ours: zoo_file_name(ours, state))]))
     model.load_state_dict(match.state, strict=False)
     if not head:
-        log.warning("%s: its classifier (%d classes) is not loaded into this %d-class network; it "
-                    "starts random", path, file_head.shape[0],
+        log.warning("%s: its classifier (%d classes) is replaced by a new one for this network's %d "
+                    "classes", path, file_head.shape[0],
                     target["head.fc.weight"].shape[0])
     if fresh_norms:
         log.warning("%s: norm=%s: the file's BatchNorm layers are not loaded (the convolutions and the "
                     "classifier are); the %s layers start as initialised", path, norm_kind, norm_kind.upper())
-    return model
+    return sorted(match.state)
 
 
 def _is_norm_key(ours: str) -> bool:

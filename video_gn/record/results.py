@@ -84,6 +84,8 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
         "devices": devices,
         "global_batch": d.batch_size_per_device * devices * trainer.accumulate_grad_batches,
         "max_epochs": trainer.max_epochs if cfg.get("train", True) else None,
+        # the LR the schedule peaks at (optim.lr, or base_lr scaled linearly to the global batch)
+        "peak_lr": module.peak_lr() if cfg.get("train", True) else None,
         # multigrid: every phase's shape, clips per device and epochs (None: the base shape throughout),
         # and for BN whether its statistics were over sub-batches of the base clips or the whole batch
         "multigrid": schedule_record(cfg, schedule),
