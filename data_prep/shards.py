@@ -78,14 +78,19 @@ def merge_shards(out: Path) -> dict:
             write_manifest(out, split, sorted(records, key=lambda r: r.path))
             missing = [m for d in dirs for m in read_missing(d, split)]
             missing.sort(key=lambda m: (m["youtube_id"], float(m["time_start"]), float(m["time_end"])))
-            write_missing(out, split, missing)
+            if any((d / f"missing_{split}.csv").is_file() for d in dirs):  # (none for a folder's videos)
+                write_missing(out, split, missing)
             entries = {k: by_key([e for s in sections for e in s.get(k, [])]) for k in ENTRY_LISTS}
             total = {k: sum(s["counts"][k] for s in sections) for k in ("rows", "prepared", "missing")}
-            merged["splits"][split] = split_section(
-                split, {k: sections[0][k] for k in ("annotations", "videos", "settings")}, **total,
-                entries=entries, shards=n)
-        for r in reports:
-            merged["bad_rows"].update(r["bad_rows"])
+            derived = {"counts", "missing_file", "shards", *ENTRY_LISTS}  # rebuilt; the rest: the source
+            source = {k: v for k, v in sections[0].items() if k not in derived}
+            extra = {"missing_file": None} if sections[0].get("missing_file", "") is None else {}
+            merged["splits"][split] = split_section(split, source, **total, entries=entries, shards=n,
+                                                    **extra)
+        for r in reports:  # the lists of inputs left out before planning (bad rows, skipped files)
+            for key, by_source in r.items():
+                if key != "splits":
+                    merged.setdefault(key, {}).update(by_source)
         write_report(out, merged)
     return merged
 

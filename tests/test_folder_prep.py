@@ -253,3 +253,21 @@ def test_finetune_a_checkpoint_of_ours_onto_new_classes(tmp_path, testdata, tiny
     assert loaded["not_loaded"] == ["head.fc.weight", "head.fc.bias"]
     assert loaded["tensors_loaded"] == loaded["tensors_total"] - 2 > 30
     assert loaded["classifier"].startswith("new (2 classes")
+
+
+def test_two_shards_then_merge_give_the_one_run_dataset(class_folders, tmp_path):
+    """--shard K/N and --merge, the Kinetics prep's machinery: the merged manifests, class list and
+    report lists equal one unsharded preparation's."""
+    prep("--videos", str(class_folders), "--out", "whole", cwd=tmp_path)
+    for k in (1, 2):
+        done = prep("--videos", str(class_folders), "--out", "sharded", "--shard", f"{k}/2", cwd=tmp_path)
+        assert "when every shard is done: --merge" in done.stdout
+    prep("--out", "sharded", "--merge", cwd=tmp_path)
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    assert manifests(sharded) == manifests(whole) and read_classes(sharded) == read_classes(whole)
+    a, b = (json.loads((d / "prep_report.json").read_text()) for d in (whole, sharded))
+    assert b["skipped_files"] == a["skipped_files"]
+    for split in SPLITS:
+        for key in ("failed", "short", "split_rule", "layout"):
+            assert b["splits"][split][key] == a["splits"][split][key]
+    assert not list(sharded.glob("missing_*.csv"))
