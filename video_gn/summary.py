@@ -15,6 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
+from video_gn.config.classes import settle_num_classes
+from video_gn.errors import one_line_errors
 from video_gn.models import build_network
 from video_gn.models.norm import instance_norm_warning, norm_layers
 from video_gn.training.multigrid import MultigridSchedule, schedule_from_config
@@ -170,6 +172,8 @@ def main(cfg: DictConfig) -> None:
     fmt = cfg.summary.format
     if fmt not in ("table", "json"):
         raise ValueError(f"summary.format={fmt!r} is not one of table, json")
+    with one_line_errors():
+        settle_num_classes(cfg)  # data=folder: the class count of the prepared dataset
     s = summarize(cfg)
     print(json.dumps(s) if fmt == "json" else format_table(s))
 
