@@ -5,7 +5,9 @@ shrink, and the clip-length trade — every cell over several seeds.
         [--override KEY=VALUE ...]
     python -m video_gn.report logs/small_batch_grid --out docs/results/small_batch_grid/fifth_design
     # the repeated cell (re-run noise): BN at 8 clips again, two threads per run instead of one
-    python bench/small_batch_grid.py --out logs/small_batch_grid_rerun --only bn_8x2_b8 --threads 2
+    python bench/small_batch_grid.py --out logs/small_batch_grid_rerun --only bn_8x2_b8 --threads 2 \
+        --streams 1
+    python bench/small_batch_grid.py --out logs/small_batch_grid --rerun-noise logs/small_batch_grid_rerun
 
 Resumable: a cell whose folder has a results.json is skipped, and a cell killed mid-run resumes from
 its last.ckpt (the training job's own rule), so the grid can span several sessions. Finished cells
@@ -178,6 +180,33 @@ def _job(folder: Path, overrides: list[str], log) -> bool:
     return result.returncode == 0
 
 
+def rerun_noise(grid: Path, rerun: Path) -> str:
+    """The repeated cell against the grid's: per seed the final-5 median val and the test top-1 of
+    both runs and their difference (what a numerical perturbation alone moves), as a Markdown table."""
+    import json
+    import statistics
+
+    lines = ["| cell | seed | final-5 median val: grid / rerun / diff | test top-1: grid / rerun / diff |",
+             "|---|---|---|---|"]
+    diffs = {"final5_median_val_top1": [], "test_top1": []}
+    for again in sorted(rerun.glob("*/results.json")):
+        first = grid / again.parent.name / "results.json"
+        if not first.is_file():
+            continue
+        a, b = json.loads(first.read_text()), json.loads(again.read_text())
+        cells = []
+        for key, d in diffs.items():
+            d.append(100 * (b[key] - a[key]))
+            cells.append(f"{100 * a[key]:.1f} / {100 * b[key]:.1f} / {d[-1]:+.1f}")
+        name, seed = again.parent.name.rsplit("_s", 1)
+        lines.append(f"| {name} | {seed} | {' | '.join(cells)} |")
+    for key, d in diffs.items():
+        if len(d) > 1:
+            lines.append(f"\n{key}: n = {len(d)}, mean |diff| {statistics.mean(map(abs, d)):.2f} points, "
+                         f"sd of the differences {statistics.stdev(d):.2f}, largest {max(map(abs, d)):.1f}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("logs/small_batch_grid"))
@@ -188,7 +217,12 @@ def main(argv=None) -> None:
     p.add_argument("--only", default=None, metavar="CELL",
                    help="only the runs of this cell (e.g. bn_8x2_b8: every seed), for a repeated cell")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads per run")
+    p.add_argument("--rerun-noise", type=Path, default=None, metavar="RERUN_DIR",
+                   help="print the repeated cell's runs (in RERUN_DIR) against --out's, seed by seed")
     a = p.parse_args(argv)
+    if a.rerun_noise:
+        print(rerun_noise(a.out, a.rerun_noise))
+        return
     EXTRA[:], THREADS[0] = a.override, a.threads
     queue = cells(a.seeds)
     if a.only:

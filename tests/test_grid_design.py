@@ -46,3 +46,20 @@ def test_the_finished_runs_records_are_checked_too():
     problems = small_batch_grid.finished_design_problems(bad)
     assert problems[0] == "runs trained for different epochs: [20, 30]"
     assert problems[1].startswith("peak LR is not proportional to the global batch")
+
+
+def test_rerun_noise_pairs_the_repeated_cell_by_seed(tmp_path):
+    import json
+
+    for folder, values in (("grid", (0.985, 0.980, 0.990, 0.982)), ("rerun", (0.975, 0.980, 0.992, 0.982))):
+        for seed in (0, 1):
+            run = tmp_path / folder / f"bn_8x2_b8_s{seed}"
+            run.mkdir(parents=True)
+            val, test = values[2 * seed], values[2 * seed + 1]
+            (run / "results.json").write_text(json.dumps({"final5_median_val_top1": val, "test_top1": test}))
+    table = small_batch_grid.rerun_noise(tmp_path / "grid", tmp_path / "rerun")
+    assert "| bn_8x2_b8 | 0 | 98.5 / 97.5 / -1.0 | 98.0 / 98.0 / +0.0 |" in table
+    assert "| bn_8x2_b8 | 1 | 99.0 / 99.2 / +0.2 | 98.2 / 98.2 / +0.0 |" in table
+    # differences -1.0 and +0.2: mean |diff| 0.6, sd 0.85 (= 1.2 / sqrt 2)
+    assert ("final5_median_val_top1: n = 2, mean |diff| 0.60 points, sd of the differences 0.85, "
+            "largest 1.0") in table
