@@ -1,7 +1,7 @@
 """Kinetics annotation files (K400/600/700, CSV or JSON) -> rows keyed by (youtube id, start, end).
 
-Variants handled (DESIGN.md §6): CSV header ``label,youtube_id,time_start,time_end,split[,is_cc]``
-with quoted multi-word labels; split ``val`` or ``validate`` (read as ``val``); test CSVs without a
+Variants handled (docs/reference.md, "Kinetics annotation files"): CSV header
+``label,youtube_id,time_start,time_end,split[,is_cc]`` with quoted multi-word labels; split ``val`` or ``validate`` (read as ``val``); test CSVs without a
 ``label`` column; the JSON form ``{ytid: {"annotations": {"label", "segment": [s, e]}, "subset"}}``.
 The same youtube id may appear in several rows with different windows: the key includes the window.
 

@@ -22,7 +22,7 @@ from video_gn.models.provenance import init_record
 from video_gn.models.resnet3d import build_model
 
 R50_BLOCKS = {2: 3, 3: 4, 4: 6, 5: 3}
-# video-nonlocal-net's use_temp_convs per stage (DESIGN.md §5): 3x1x1 in branch2a where 1, else 1x1x1.
+# video-nonlocal-net's use_temp_convs per stage (docs/reference.md): 3x1x1 in branch2a where 1, else 1x1x1.
 NONLOCAL_TEMPORAL_KERNELS = {2: [3, 3, 3], 3: [3, 1, 3, 1], 4: [3, 1, 3, 1, 3, 1], 5: [1, 3, 1]}
 TRAINING_STATE = {"lr": np.array([0.1], np.float32), "model_iter": np.array([450450]),
                   "conv1_w_momentum": np.zeros((64, 3, 7, 7), np.float32)}

@@ -1,4 +1,5 @@
-"""3D ResNets against the paper's I3D table (DESIGN.md §5), init policies and config coverage."""
+"""3D ResNets against the paper's I3D table (docs/reference.md, "The I3D-R50"), init policies and
+config coverage."""
 
 import pytest
 import torch

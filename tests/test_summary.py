@@ -17,7 +17,7 @@ def test_summary_cli_json_reports_paper_model():
     s = json.loads(out)
     assert abs(s["params"] - 28.0e6) < 0.1e6
     assert {st["name"]: st["output_shape"] for st in s["stages"]}["res5"] == [2048, 4, 7, 7]
-    assert 60 < s["gflops"] < 70  # 2 FLOPs per multiply-add; DESIGN.md §8 gives 66
+    assert 60 < s["gflops"] < 70  # 2 FLOPs per multiply-add; docs/reference.md gives 66
 
 
 def test_summary_64_frames_doubles_time_and_flops():

@@ -4,7 +4,7 @@ Written as plain blocks rather than pytorchvideo's ``create_resnet`` because (1)
 takes ``(channels)`` while pytorchvideo calls ``norm(num_features=, eps=, momentum=)`` which
 ``nn.GroupNorm`` cannot accept, (2) its ``init_net_weights`` zero-inits only BatchNorm, and (3) the
 GPU benchmark machine has no pytorchvideo. Shapes follow the Non-local paper's Table 1 (see
-DESIGN.md §5): the temporal kernel (3x1x1) sits in the first conv of a block.
+docs/reference.md, "The I3D-R50"): the temporal kernel (3x1x1) sits in the first conv of a block.
 
 Module names mirror a torchvision ResNet one-to-one (see ``inflate.py``):
 ``stem.conv/norm``, ``res{2..5}.{j}.conv_{a,b,c}/norm_{a,b,c}``, ``...shortcut.conv/norm``, ``head.fc``.
