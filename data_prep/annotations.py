@@ -1,9 +1,10 @@
 """Kinetics annotation files (K400/600/700, CSV or JSON) -> rows keyed by (youtube id, start, end).
 
 Variants handled (docs/reference.md, "Kinetics annotation files"): CSV header
-``label,youtube_id,time_start,time_end,split[,is_cc]`` with quoted multi-word labels; split ``val`` or ``validate`` (read as ``val``); test CSVs without a
-``label`` column; the JSON form ``{ytid: {"annotations": {"label", "segment": [s, e]}, "subset"}}``.
-The same youtube id may appear in several rows with different windows: the key includes the window.
+``label,youtube_id,time_start,time_end,split[,is_cc]`` with quoted multi-word labels; split ``val`` or
+``validate`` (read as ``val``); test CSVs without a ``label`` column; the JSON form ``{ytid: {"annotations":
+{"label", "segment": [s, e]}, "subset"}}``. The same youtube id may appear in several rows with different
+windows: the key includes the window.
 
 Files as tools really save them are read too: a UTF-8 byte-order mark (Excel), CRLF or CR line
 endings, a UTF-16 file, ``;`` or tab as the separator, header names in another case or padded with

@@ -34,8 +34,8 @@ def grid_schedule(kind="long", epochs=90):
 
 def test_schedule_is_pyslowfasts_kinetics_schedule():
     # PySlowFast's SlowFast R50 multigrid on Kinetics (docs/reference.md, "Multigrid"): base 8 clips/GPU
-    # x 32 frames x 224 px, steps [0, 94, 154, 196] of 239 epochs -> 64, 32, 16, 8 clips at (T, crop) = (8, 158),
-    # (16, 158), (16, 224), (32, 224), 358 epochs in all.
+    # x 32 frames x 224 px, steps [0, 94, 154, 196] of 239 epochs -> 64, 32, 16, 8 clips at (T, crop) = (8,
+    # 158), (16, 158), (16, 224), (32, 224), 358 epochs in all.
     s = build_schedule("long_short", base_clips=8, base_frames=32, base_stride=2, base_crop=224,
                        base_epochs=239, base_stage_bounds=[0, 94, 154, 196])
     cycle = [(p.iterations[-1].clips, p.frames, p.crop) for p in s.phases if p.stage == 0]
