@@ -4,8 +4,8 @@ Why. Under bf16 autocast ``F.group_norm`` runs in fp32, returns fp32 and autogra
 activations for backward: the I3D-R50 with GN then needs twice BN's memory (docs/reference.md,
 "GroupNorm memory"). This op takes bf16 / fp16 / fp32 input, computes the statistics in fp32 (per
 sample and group, over C/G x T x H x W; a numerically stable parallel variance, so a large mean does
-not cancel), returns the **input's** dtype even under autocast, and saves for backward only the input in its own dtype,
-the per-(sample, group) mean and rstd in fp32, and γ (and β when the ReLU is fused). Both memory
+not cancel), returns the **input's** dtype even under autocast, and saves for backward only the input
+in its own dtype, the per-(sample, group) mean and rstd in fp32, and γ (and β when the ReLU is fused). Both memory
 formats (contiguous NCDHW and ``channels_last_3d``) are read in place.
 
 ``relu=True`` fuses the ReLU that follows most norms: forward applies it, backward recomputes the
