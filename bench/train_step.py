@@ -27,6 +27,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from video_gn.models import build_network  # noqa: E402
+from video_gn.ops.saved_bytes import saved_bytes  # noqa: E402
 
 
 class CudaAutocastGroupNorm(nn.GroupNorm):
@@ -44,17 +45,8 @@ def emulate_cuda_autocast(model: nn.Module) -> nn.Module:
 
 
 def saved_bytes_of_forward(model, x, labels) -> int:
-    storages = {}
-
-    def pack(t):  # a tensor kept by several ops (a ReLU's output, the next conv's input) counts once
-        if not isinstance(t, nn.Parameter):
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-            torch.autocast(x.device.type, torch.bfloat16):
-        F.cross_entropy(model(x), labels)
-    return sum(storages.values())
+    with torch.autocast(x.device.type, torch.bfloat16):
+        return saved_bytes(lambda: F.cross_entropy(model(x), labels))
 
 
 def bench_config(norm: dict, layout: str, compiled: bool, frames: int, clips: int, size: int,

@@ -15,6 +15,7 @@ from conftest import REPO, TINY, compose_config
 
 from video_gn.models.norm import NormSpec
 from video_gn.ops.group_norm import LeanGroupNorm, group_norm
+from video_gn.ops.saved_bytes import saved_bytes
 from video_gn.train import train
 
 # (shape, groups): T = 1, H·W not a multiple of any block, G = 1 (LN), G = C (IN), a real I3D ratio.
@@ -103,20 +104,6 @@ def test_returns_the_input_dtype_under_autocast():
         assert norm(x.bfloat16()).dtype == torch.bfloat16
         assert norm(x).dtype == torch.float32
         assert norm.forward_relu(x.bfloat16()).dtype == torch.bfloat16
-
-
-def saved_bytes(fn, *args) -> int:
-    """Bytes autograd keeps for backward while ``fn(*args)`` runs (parameters are not counted)."""
-    storages = {}
-
-    def pack(t):  # a tensor kept by two ops counts once
-        if not isinstance(t, torch.nn.Parameter):
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*args)
-    return sum(storages.values())
 
 
 def test_keeps_only_the_input_and_per_group_statistics():

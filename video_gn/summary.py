@@ -19,6 +19,7 @@ from video_gn.config.classes import settle_num_classes
 from video_gn.errors import one_line_errors
 from video_gn.models import build_network
 from video_gn.models.norm import instance_norm_warning, norm_layers
+from video_gn.ops.saved_bytes import saved_bytes
 from video_gn.training.multigrid import MultigridSchedule, schedule_from_config
 
 
@@ -97,18 +98,10 @@ def saved_activations_mib(model: torch.nn.Module, batch_size: int, clip_shape: l
     """What autograd keeps for backward in one training forward at ``batch_size`` clips (fp32, any
     device): the memory that grows with clips x frames. Measured on one clip and scaled, since every
     saved activation is per clip."""
-    storages = {}
-
-    def pack(t):
-        if not isinstance(t, torch.nn.Parameter):
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
     model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(torch.zeros(1, *clip_shape))
+    saved = saved_bytes(model, torch.zeros(1, *clip_shape))
     model.eval()
-    return batch_size * sum(storages.values()) / 2**20
+    return batch_size * saved / 2**20
 
 
 def peak_training_memory_gib(model: torch.nn.Module, batch_size: int, clip_shape: list[int]) -> float:
