@@ -358,8 +358,8 @@ def test_a_weights_pickle_that_would_run_code_is_refused_and_runs_nothing(user_d
     video = next((user_dir / "data" / "synthetic" / "test").glob("*.mp4"))
     classes = user_dir / "data" / "synthetic" / "classes.txt"
     args = [a.format(pkl=pkl, pth=pth, video=video, classes=classes) for a in command[1:]]
-    if command[0] == "run.py":
-        proc = run_py(user_dir, *args, check=False)
+    if command[0] == "run.py":  # data.num_classes: the fixture's data cache holds the 3-class tiny set
+        proc = run_py(user_dir, *args, "data.num_classes=3", check=False)
     else:
         proc = subprocess.run([sys.executable, "-m", "video_gn.predict", *args], cwd=user_dir, env=user_env(),
                               capture_output=True, text=True, timeout=600)

@@ -27,6 +27,8 @@ def settle_num_classes(cfg: DictConfig) -> None:
         with open_dict(cfg):
             d.num_classes = count
     elif count is not None and d.num_classes != count:
-        raise ConfigError(f"data.num_classes={d.num_classes}, but {listed} lists {count} classes: leave "
-                          "data.num_classes out (data=folder reads it from the file) or fix data.root")
+        fix = (f"the dataset there was generated with {count}; delete {listed.parent} to generate it again, "
+               "or give another data.root" if d.get("generate") else
+               "leave data.num_classes out (data=folder reads it from the file) or fix data.root")
+        raise ConfigError(f"data.num_classes={d.num_classes}, but {listed} lists {count} classes: {fix}")
 
