@@ -146,6 +146,8 @@ def test_a_class_count_that_disagrees_with_classes_txt_is_refused(tmp_path):
     out = tmp_path / "prepared"
     out.mkdir()
     (out / "classes.txt").write_text("a\nb\n")
+    for split in SPLITS:
+        (out / f"{split}.csv").write_text("path,label,label_name,num_frames,fps\n")
     proc = subprocess.run([sys.executable, str(REPO / "run.py"), "data=folder", f"data.root={out}",
                            "data.num_classes=5"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2

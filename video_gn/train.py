@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     Hydra sweepers). A run that fails before writing anything leaves no folder behind."""
     output_dir = Path(cfg.paths.output_dir)
     try:
-        settle_num_classes(cfg)  # data.num_classes from the prepared dataset's classes.txt
+        settle_num_classes(cfg)  # data.num_classes: null -> the prepared dataset's classes.txt
         check_config(cfg)  # every value in range, before any work
         if cfg.get("train", True):
             return fit_and_test(cfg, output_dir)

@@ -99,8 +99,11 @@ class VideoDataModule(L.LightningDataModule):
         except FileNotFoundError as e:
             raise MissingFileError(f"data.root={self.root}: {e}") from None
         if len(self.classes) != self.num_classes:
+            fix = (f"the dataset there was generated with {len(self.classes)}: delete {self.root} to "
+                   "generate it again, or give another data.root" if self.generate is not None else
+                   "leave data.num_classes out with data=folder (it reads the file), or fix data.root")
             raise ConfigError(f"data.num_classes={self.num_classes} but {self.root / 'classes.txt'} "
-                              f"lists {len(self.classes)} classes")
+                              f"lists {len(self.classes)} classes: {fix}")
         stages = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, self.splits)
         for which in stages:
             self.records.setdefault(which, self.usable_records(which))

@@ -5,8 +5,8 @@ activations for backward: the I3D-R50 with GN then needs twice BN's memory (docs
 "GroupNorm memory"). This op takes bf16 / fp16 / fp32 input, computes the statistics in fp32 (per
 sample and group, over C/G x T x H x W; a numerically stable parallel variance, so a large mean does
 not cancel), returns the **input's** dtype even under autocast, and saves for backward only the input
-in its own dtype, the per-(sample, group) mean and rstd in fp32, and γ (and β when the ReLU is fused). Both memory
-formats (contiguous NCDHW and ``channels_last_3d``) are read in place.
+in its own dtype, the per-(sample, group) mean and rstd in fp32, and γ (and β when the ReLU is
+fused). Both memory formats (contiguous NCDHW and ``channels_last_3d``) are read in place.
 
 ``relu=True`` fuses the ReLU that follows most norms: forward applies it, backward recomputes the
 mask from the saved input (no mask, no second activation is kept).
