@@ -48,6 +48,15 @@ def test_summary_prints_channels_per_group_and_the_shipped_groups_never_make_ins
     assert {n["channels_per_group"] for n in i3d if n["channels"] == 2048} == {64}
 
 
+def test_norm_layers_are_named_by_what_they_are():
+    """LN and IN are built as GroupNorm(1, C) and GroupNorm(C, C): the summary names them ln and in."""
+    for norm, kind, groups in (("ln", "ln", lambda c: 1), ("in", "in", lambda c: c),
+                               ("gn", "gn", lambda c: 16)):
+        layers = summarize(compose_config(["model=small", "data=synthetic", f"norm={norm}"],
+                                          config_name="summary"))["norm_layers"]
+        assert [(n["kind"], n["groups"]) for n in layers] == [(kind, groups(c)) for c in SMALL_WIDTHS]
+
+
 def test_one_channel_per_group_is_a_one_line_warning_naming_the_layer(capsys):
     from video_gn.config.checks import check_config
 

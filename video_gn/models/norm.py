@@ -116,8 +116,9 @@ def norm_layers(model: nn.Module) -> list[NormLayer]:
     """Every norm layer of ``model`` in module order (what the summary prints per layer)."""
     layers = []
     for name, m in model.named_modules():
-        if isinstance(m, nn.GroupNorm):
-            layers.append(NormLayer(name, "gn", m.num_channels, m.num_groups))
+        if isinstance(m, nn.GroupNorm):  # LN and IN are GroupNorm layers too: G = 1 and G = C
+            kind = "ln" if m.num_groups == 1 else "in" if m.num_groups == m.num_channels else "gn"
+            layers.append(NormLayer(name, kind, m.num_channels, m.num_groups))
         elif is_norm(m):
             layers.append(NormLayer(name, type(m).__name__, getattr(m, "num_features", 0), None))
     return layers
