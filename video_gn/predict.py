@@ -32,7 +32,8 @@ from .config import load_option
 from .data import sampling, transforms
 from .data.decode import decoded_frames, display_quarter_turns
 from .errors import ConfigError, MissingFileError, one_line_errors
-from .models.zoo_import import ZOO_MODELS, layout_of, zoo_architecture, zoo_state_or_none
+from .models.weights_file import identify
+from .models.zoo_import import ZOO_MODELS, layout_of, zoo_architecture
 from .record.checkpoints import INFERENCE_KEY, read_checkpoint
 from .training.lit_module import VideoClassifier
 
@@ -65,10 +66,11 @@ def load_classifier(path: str | Path, classes_file: str | Path | None = None, no
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint={path} does not exist")
-    if path.suffix == ".pkl":
+    weights = identify(path)  # by content: a .pth that is a pickle is read as one (nothing in it runs)
+    if weights.kind == "caffe2":
         return _load_release(path, classes_file, norm, "i3d_r50", NONLOCAL_SETTINGS, "a Caffe2 pickle")
-    zoo = zoo_state_or_none(path)
-    if zoo is not None:
+    if weights.kind == "zoo":
+        zoo = weights.content
         config = ZOO_MODELS[zoo_architecture(zoo)][1]
         return _load_release(path, classes_file, norm, config, ZOO_SETTINGS, f"a {layout_of(zoo)} checkpoint")
     checkpoint = read_checkpoint(path, "the")

@@ -6,12 +6,13 @@ import logging
 from collections.abc import Mapping
 
 from ..errors import ConfigError
-from .caffe2_import import caffe2_blobs_or_none, load_caffe2, load_caffe2_blobs
+from .caffe2_import import load_caffe2
 from .inflate import inflate_from_2d
 from .norm import NormSpec, is_norm
-from .ours import load_ours, our_state_or_none
+from .ours import load_ours
 from .resnet3d import ResNet3d, build_model
-from .zoo_import import load_zoo, zoo_state_or_none
+from .weights_file import identify
+from .zoo_import import load_zoo
 
 # conf/model keys that are not architecture settings: how to initialise, load and run the network,
 # and the GN group count that fits its widths (read by conf/norm/gn.yaml).
@@ -57,16 +58,19 @@ def load_record(model: ResNet3d, target: list[str], loaded: list[str]) -> dict:
 
 def _load(model: ResNet3d, key: str, path, arch: str, norm_kind: str) -> list[str]:
     """Loads the file into ``model`` in place; returns the names of the tensors it filled."""
+    weights = identify(path)
     if key == "pretrained_2d":
-        blobs = caffe2_blobs_or_none(path)
-        if blobs is not None:
-            return load_caffe2(model, path, inflate=True, include_head=False, blobs=blobs)
+        if weights.kind == "caffe2":
+            return load_caffe2(model, path, inflate=True, include_head=False, blobs=weights.content)
         return inflate_from_2d(model, path)
-    if (state := zoo_state_or_none(path)) is not None:  # pytorchvideo's or PySlowFast's .pyth
-        return load_zoo(model, path, arch, state, norm_kind)
-    if (state := our_state_or_none(path)) is not None:  # a checkpoint of ours (.ckpt)
-        return load_ours(model, path, state)
-    blobs = load_caffe2_blobs(path)  # the Non-local release's Caffe2 pickle
+    if weights.kind == "zoo":  # pytorchvideo's or PySlowFast's .pyth
+        return load_zoo(model, path, arch, weights.content, norm_kind)
+    if weights.kind == "ours":  # a checkpoint of ours (.ckpt)
+        return load_ours(model, path, weights.content)
+    if weights.kind != "caffe2":
+        raise ValueError(f"{path} is none of the 3-D networks this takes: a checkpoint of ours (.ckpt), "
+                         "a pytorchvideo / PySlowFast .pyth, or the Non-local release's Caffe2 .pkl")
+    blobs = weights.content  # the Non-local release's Caffe2 pickle
     classes = blobs["pred_w"].shape[0] if "pred_w" in blobs else None
     head = classes == model.head.fc.out_features
     if classes is not None and not head:
