@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..training.multigrid import schedule_from_config, schedule_record
+from ..training.optim import peak_lr_of
 from .environment import run_environment
 
 RESULTS_FILE = "results.json"
@@ -66,6 +67,7 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
     d = cfg.data
     has_test = test.get("test/top1") is not None
     schedule = schedule_from_config(cfg) if cfg.get("train", True) else None
+    global_batch = d.batch_size_per_device * devices * trainer.accumulate_grad_batches
     return {
         "overrides": overrides,
         "dataset": d.get("name", ""),
@@ -82,10 +84,10 @@ def results_summary(cfg: DictConfig, trainer, module, init: dict, history: list[
         "crop_size": d.crop_size,
         "batch_size_per_device": d.batch_size_per_device,
         "devices": devices,
-        "global_batch": d.batch_size_per_device * devices * trainer.accumulate_grad_batches,
+        "global_batch": global_batch,
         "max_epochs": trainer.max_epochs if cfg.get("train", True) else None,
         # the LR the schedule peaks at (optim.lr, or base_lr scaled linearly to the global batch)
-        "peak_lr": module.peak_lr() if cfg.get("train", True) else None,
+        "peak_lr": peak_lr_of(cfg.optim, global_batch) if cfg.get("train", True) else None,
         # multigrid: every phase's shape, clips per device and epochs (None: the base shape throughout),
         # and for BN whether its statistics were over sub-batches of the base clips or the whole batch
         "multigrid": schedule_record(cfg, schedule),

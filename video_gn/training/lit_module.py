@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.transforms import normalize
 from ..models import build_network
-from .optim import build_sgd, lr_lambda, scaled_lr
+from .optim import build_sgd, lr_lambda, peak_lr_of
 
 # How a network is computed on a machine, not what it is (``from_checkpoint``).
 RUNTIME_DEFAULTS = {"impl": "torch", "channels_last_3d": False, "compile": False}
@@ -172,9 +172,7 @@ class VideoClassifier(L.LightningModule):
 
     def peak_lr(self) -> float:
         """``optim.lr``, or the linear scaling rule's LR for the global batch."""
-        o = self.hparams.optim
-        return o["lr"] if o.get("lr") is not None else scaled_lr(o["base_lr"], self.global_batch(),
-                                                                 o["base_batch"])
+        return peak_lr_of(self.hparams.optim, self.global_batch())
 
     def configure_optimizers(self):
         o = self.hparams.optim

@@ -31,6 +31,13 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 64) -> float:
     return base_lr * global_batch / base_batch
 
 
+def peak_lr_of(optim, global_batch: int) -> float:
+    """``optim.lr``, or the linear scaling rule's LR for the global batch: where the schedule peaks."""
+    if optim.get("lr") is not None:
+        return optim["lr"]
+    return scaled_lr(optim["base_lr"], global_batch, optim["base_batch"])
+
+
 SCHEDULES = ("step", "cosine", "constant")  # optim.schedule
 
 
