@@ -401,6 +401,34 @@ def test_small_batch_pilot_summary_as_typed_applies_the_written_criteria(tmp_pat
     assert rows[("| 8", "0.2", "BN")].endswith("| rejected: GN sd 3.5 > 2 |")  # sd of 70, 74, 77
 
 
+def test_small_batch_pilot_summary_on_the_grid_as_typed(tmp_path):
+    """`--summary --grid --out logs/small_batch_grid`: the criteria on the grid's 8-clip 8x2 cells only
+    (width and LR from its design.yaml); other cells and precise-BN re-evaluations are not read."""
+    grid = tmp_path / "logs" / "small_batch_grid"
+    grid.mkdir(parents=True)
+    (grid / "design.yaml").write_text("model:\n  width: 8\noptim:\n  base_lr: 0.2\n")
+
+    def fake(name, val, train, test):
+        (grid / name).mkdir()
+        history = [{"epoch": e, "top1": val / 100, "train_top1": train / 100} for e in range(20)]
+        (grid / name / "results.json").write_text(json.dumps(
+            {"val_history": history, "final_test_top1": test / 100, "wall_time_s": 300.0}))
+
+    for seed, (bn, gn) in enumerate([(98.0, 97.0), (98.5, 97.5), (99.0, 98.0)]):
+        fake(f"bn_8x2_b8_s{seed}", bn, bn - 9, bn)
+        fake(f"gn_8x2_b8_s{seed}", gn, gn - 10, gn - 4)
+        fake(f"bn_8x2_b2_s{seed}", 50.0, 50.0, 50.0)  # another cell: not read
+        fake(f"bn_8x2_b8_s{seed}_precise", 10.0, 10.0, 10.0)  # a re-evaluation: not read
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "small_batch_pilot.py"), "--summary", "--grid",
+                          "--out", "logs/small_batch_grid"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    rows = {tuple(line.split(" | ")[:4]): line for line in out.splitlines()[2:]}
+    assert set(rows) == {("| 8", "0.2", "BN", "3"), ("| 8", "0.2", "GN", "3")}
+    assert rows[("| 8", "0.2", "BN", "3")].endswith("| 98.5 ± 0.5 | -9.0 | 98.0, 98.5, 99.0 | 300 | "
+                                                   "rejected: BN 98.5% outside 65-85 |")
+    assert rows[("| 8", "0.2", "GN", "3")].endswith("| 97.5 ± 0.5 | -10.0 | 93.0, 93.5, 94.0 | 300 |  |")
+
+
 @pytest.mark.slow
 def test_small_batch_pilot_as_typed_then_its_summary(tmp_path):
     """The README's pilot command from a fresh folder, shrunk (1 epoch, 4 train clips per class), with
