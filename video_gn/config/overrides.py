@@ -16,8 +16,9 @@ import re
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from . import CONF_DIR
 
@@ -27,7 +28,7 @@ def _compose(overrides: list[str]) -> DictConfig | None:
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
             return compose(config_name="config", overrides=overrides)
-    except Exception:
+    except (HydraException, OmegaConfBaseException):  # the overrides do not compose: no suggestion
         return None
     finally:
         GlobalHydra.instance().clear()

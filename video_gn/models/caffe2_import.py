@@ -93,8 +93,8 @@ def caffe2_blobs_or_none(path: str | Path) -> dict[str, np.ndarray] | None:
         blobs = load_caffe2_blobs(path)
     except UnsafePickleError:
         raise  # never mistaken for "not a pickle": the file is refused, naming what it holds
-    except (pickle.UnpicklingError, ValueError, EOFError, AttributeError, ImportError, KeyError):
-        return None
+    except (pickle.UnpicklingError, EOFError, ValueError):  # not a pickle, cut short, or not a dict of
+        return None  # arrays (the restricted unpickler resolves no class, so nothing else is expected)
     return blobs if "conv1_w" in blobs else None
 
 

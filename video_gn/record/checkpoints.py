@@ -102,7 +102,9 @@ def read_checkpoint(path: str | Path, named_by: str, what_now: str = "") -> dict
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ValueError("no state_dict in it")
-    except Exception as e:
+    # What torch.load raises for a file that is not a readable checkpoint: a refused or broken pickle,
+    # a damaged zip ("PytorchStreamReader failed ..." is a RuntimeError), a file cut short, no state_dict.
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
         refused = re.search(r"GLOBAL ([\w.]+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
         why = (f"refused to load {refused[1]}: a checkpoint holds tensors, numbers and strings, this file "
                "names code that would run when it is loaded (nothing was run)") if refused else \
