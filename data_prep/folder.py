@@ -53,7 +53,7 @@ def prepare(videos: Path, out: Path, settings: EncodeSettings, splits_dir: Path 
     check_videos_folder(videos)
     if splits_dir is not None:
         check_videos_folder(splits_dir, "--splits")
-    listing = list_videos(videos, splits_dir, split_number, val_fraction, test_fraction, seed)
+    listing = list_videos(videos, splits_dir, split_number, val_fraction, test_fraction, seed, out)
     if not listing.videos:
         raise PrepError(f"--videos {videos}: no video found in the {listing.layout} layout "
                         f"({len(listing.skipped)} file(s) skipped, e.g. {listing.skipped[:1]})")

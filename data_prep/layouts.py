@@ -85,11 +85,13 @@ def find_layout(root: Path, splits_dir: Path | None) -> str:
     return "classes"
 
 
-def walk(root: Path) -> tuple[list[str], list[dict]]:
-    """Every video file under ``root`` (relative, sorted) and the files skipped, with why."""
+def walk(root: Path, out: Path | None = None) -> tuple[list[str], list[dict]]:
+    """Every video file under ``root`` (relative, sorted) and the files skipped, with why. A prepared
+    dataset inside ``root`` (``out``, e.g. ``--out my_clips/prepared``) is not read as videos."""
     videos, skipped = [], []
+    inside = out.resolve() if out is not None else None
     for path in sorted(root.rglob("*")):
-        if not path.is_file():
+        if not path.is_file() or (inside is not None and path.resolve().is_relative_to(inside)):
             continue
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
@@ -104,9 +106,9 @@ def walk(root: Path) -> tuple[list[str], list[dict]]:
 
 
 def list_videos(root: Path, splits_dir: Path | None, split_number: int, val_fraction: float,
-                test_fraction: float, seed: int) -> Listing:
+                test_fraction: float, seed: int, out: Path | None = None) -> Listing:
     layout = find_layout(root, splits_dir)
-    files, skipped = walk(root)
+    files, skipped = walk(root, out)
     if layout in ("ucf101", "hmdb51"):
         read = read_ucf101 if layout == "ucf101" else read_hmdb51
         videos, names, notes = read(root, splits_dir, split_number, files)

@@ -274,3 +274,16 @@ def test_two_shards_then_merge_give_the_one_run_dataset(class_folders, tmp_path)
         for key in ("failed", "short", "split_rule", "layout"):
             assert b["splits"][split][key] == a["splits"][split][key]
     assert not list(sharded.glob("missing_*.csv"))
+
+
+def test_an_out_folder_inside_the_videos_folder_is_not_read_as_videos(tmp_path, testdata):
+    """`--videos clips --out clips/prepared`: a rerun must not take the prepared clips for a class."""
+    root = tmp_path / "clips"
+    for cls in ("a", "b"):
+        for i, name in enumerate(("hevc", "unordered", "rot0")):
+            copy(name, root / cls / f"{i}.mp4")
+    for _ in range(2):
+        prep("--videos", str(root), "--out", str(root / "prepared"), "--val-fraction", "0",
+             "--test-fraction", "0", cwd=tmp_path)
+    assert read_classes(root / "prepared") == ["a", "b"]
+    assert len(read_manifest(root / "prepared", "train")) == 6
