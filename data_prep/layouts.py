@@ -22,6 +22,7 @@ reports them like any unusable download.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections import defaultdict
@@ -90,8 +91,8 @@ def walk(root: Path, out: Path | None = None) -> tuple[list[str], list[dict]]:
     dataset inside ``root`` (``out``, e.g. ``--out my_clips/prepared``) is not read as videos."""
     videos, skipped = [], []
     inside = out.resolve() if out is not None else None
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or (inside is not None and path.resolve().is_relative_to(inside)):
+    for path in sorted(_files_below(root)):
+        if inside is not None and path.resolve().is_relative_to(inside):
             continue
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
@@ -103,6 +104,20 @@ def walk(root: Path, out: Path | None = None) -> tuple[list[str], list[dict]]:
         else:
             videos.append(rel)
     return videos, skipped
+
+
+def _files_below(root: Path) -> list[Path]:
+    """Every file under ``root``, following symlinked folders (datasets are often assembled from
+    links to class folders elsewhere), each real folder once (a link cycle ends there)."""
+    files, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        files += [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
+    return files
 
 
 def list_videos(root: Path, splits_dir: Path | None, split_number: int, val_fraction: float,

@@ -276,14 +276,19 @@ def test_two_shards_then_merge_give_the_one_run_dataset(class_folders, tmp_path)
     assert not list(sharded.glob("missing_*.csv"))
 
 
-def test_an_out_folder_inside_the_videos_folder_is_not_read_as_videos(tmp_path, testdata):
-    """`--videos clips --out clips/prepared`: a rerun must not take the prepared clips for a class."""
+def test_an_out_folder_inside_the_videos_folder_and_linked_class_folders(tmp_path, testdata):
+    """`--videos clips --out clips/prepared`: a rerun must not take the prepared clips for a class; a
+    class folder that is a symlink is read, a link cycle is not followed twice."""
     root = tmp_path / "clips"
     for cls in ("a", "b"):
         for i, name in enumerate(("hevc", "unordered", "rot0")):
             copy(name, root / cls / f"{i}.mp4")
+    elsewhere = tmp_path / "elsewhere" / "c"  # a class folder linked in (and a link cycle)
+    copy("tenbit", elsewhere / "5.mp4")
+    (root / "c").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(root, target_is_directory=True)
     for _ in range(2):
         prep("--videos", str(root), "--out", str(root / "prepared"), "--val-fraction", "0",
              "--test-fraction", "0", cwd=tmp_path)
-    assert read_classes(root / "prepared") == ["a", "b"]
-    assert len(read_manifest(root / "prepared", "train")) == 6
+    assert read_classes(root / "prepared") == ["a", "b", "c"]
+    assert len(read_manifest(root / "prepared", "train")) == 7
