@@ -6,25 +6,19 @@ count differs (fine-tuning onto one's own classes).
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
-
-from .state_dict import read_weights_file
 
 log = logging.getLogger(__name__)
 PREFIX = "net."  # VideoClassifier.net
 HEAD = ("head.fc.weight", "head.fc.bias")
 
 
-def our_state_or_none(path: str | Path) -> dict[str, torch.Tensor] | None:
-    """The network weights of a Lightning checkpoint of ours, or None for any other file."""
-    path = Path(path)
-    if not zipfile.is_zipfile(path):
-        return None
-    checkpoint = read_weights_file(path)
+def our_state_of(checkpoint) -> dict[str, torch.Tensor] | None:
+    """The network weights of a Lightning checkpoint of ours (a ``torch.save`` file already read,
+    ``weights_file.identify``), or None for any other file's content."""
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not any(k.startswith(PREFIX) for k in state):
         return None

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .caffe2_import import caffe2_blobs_or_none
-from .ours import our_state_or_none
-from .zoo_import import zoo_state_or_none
+from .ours import our_state_of
+from .state_dict import read_weights_file
+from .zoo_import import zoo_state_of
 
 
 @dataclass
@@ -35,8 +36,9 @@ def identify(path: str | Path) -> WeightsFile:
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; Caffe2 pickles are not
         blobs = caffe2_blobs_or_none(path)
         return WeightsFile(path, "caffe2" if blobs is not None else "torch", blobs)
-    if (state := zoo_state_or_none(path)) is not None:
+    checkpoint = read_weights_file(path)  # once, for both questions
+    if (state := zoo_state_of(checkpoint)) is not None:
         return WeightsFile(path, "zoo", state)
-    if (state := our_state_or_none(path)) is not None:
+    if (state := our_state_of(checkpoint)) is not None:
         return WeightsFile(path, "ours", state)
     return WeightsFile(path, "torch", None)

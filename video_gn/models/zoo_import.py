@@ -42,9 +42,11 @@ def zoo_state_or_none(path: str | Path) -> dict[str, torch.Tensor] | None:
     """The weights of a pytorchvideo or PySlowFast checkpoint (prefixes stripped), or None when the
     file is something else (a checkpoint of ours, a Caffe2 pickle)."""
     path = Path(path)
-    if not zipfile.is_zipfile(path):
-        return None
-    checkpoint = read_weights_file(path)
+    return zoo_state_of(read_weights_file(path)) if zipfile.is_zipfile(path) else None
+
+
+def zoo_state_of(checkpoint) -> dict[str, torch.Tensor] | None:
+    """The same, of a ``torch.save`` file already read."""
     state = checkpoint.get("model_state") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         return None
