@@ -7,22 +7,26 @@ import hydra
 from omegaconf import DictConfig
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://video_gn.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from video_gn.errors import UserError, one_line_errors
     from video_gn.train import train
     from video_gn.training.launch import with_job_log
+
+    overrides = list(HydraConfig.get().overrides.task)  # kept in results.json
 
     if os.environ.get("SUBMITIT_FOLDER"):
         # A SLURM job of a sweep: the error goes back to the sweep, which prints it (an exit here
         # would leave submitit no result, and without accounting it would wait for the job forever).
         try:
-            return train(cfg)
+            return train(cfg, overrides)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)  # in the job's own log too
             raise with_job_log(e) from None
     with one_line_errors():  # a value, file or disk the user must fix: one line, not a traceback
-        return train(cfg)
+        return train(cfg, overrides)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 import torch
 from test_inflate import features_2d, features_3d, random_resnet50, replicate_time_padding
 
+from video_gn.errors import ConfigError, MissingFileError, WeightsFileError
 from video_gn.models import build_network
 from video_gn.models.caffe2_import import load_caffe2
 from video_gn.models.norm import NormSpec
@@ -154,7 +155,7 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
     blobs["res6_0_branch2a_w"] = np.zeros((1,), np.float32)
     path = write_pickle(tmp_path / "broken.pkl", blobs)
     net = build_model(arch="i3d", depth=50, norm=NormSpec("bn"), num_classes=400)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(WeightsFileError) as err:
         load_caffe2(net, path, inflate=False, include_head=True)
     msg = str(err.value)
     assert "unexpected in checkpoint (1): res6_0_branch2a_w" in msg
@@ -164,7 +165,7 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
 def test_a_gn_checkpoint_into_a_bn_network_says_which_norm(tmp_path):
     path = write_pickle(tmp_path / "R-50-GN.pkl", detectron_blobs(random_resnet50("gn"), "gn"))
     net = build_model(arch="i3d", depth=50, norm=NormSpec("bn"), num_classes=400)
-    with pytest.raises(ValueError, match="holds GroupNorm parameters .* network's norm is BatchNorm"):
+    with pytest.raises(WeightsFileError, match="holds GroupNorm parameters .* network's norm is BatchNorm"):
         load_caffe2(net, path, inflate=True, include_head=False)
 
 
@@ -176,7 +177,7 @@ def test_a_bn_checkpoint_into_a_gn_family_network_is_refused(tmp_path, norm, wit
     path = write_pickle(tmp_path / "R-50.pkl", detectron_blobs(random_resnet50("bn"), "bn", with_statistics))
     net = build_model(arch="i3d", depth=50, norm=NormSpec(norm, num_groups=32), num_classes=400)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    with pytest.raises(ValueError, match=r"R-50.pkl holds BatchNorm parameters \(e.g. res_conv1_bn_s\) "
+    with pytest.raises(WeightsFileError, match=r"R-50.pkl holds BatchNorm parameters \(e.g. res_conv1_bn_s\) "
                                          r"but the network's norm is GroupNorm"):
         load_caffe2(net, path, inflate=True, include_head=False)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # nothing loaded
@@ -233,7 +234,7 @@ def test_init_record_names_the_file_and_its_hash(tmp_path):
     assert record == {"kind": "pretrained_2d", "file": "R-50-GN.pkl",
                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     assert init_record({"init": "scratch"}) == {"kind": "scratch"}
-    with pytest.raises(ValueError, match="model.init is not set"):
+    with pytest.raises(ConfigError, match="model.init is not set"):
         init_record({"init": None})
-    with pytest.raises(FileNotFoundError, match="model.pretrained_3d=.*nope.pkl"):
+    with pytest.raises(MissingFileError, match="model.pretrained_3d=.*nope.pkl"):
         init_record({"init": None, "pretrained_3d": str(tmp_path / "nope.pkl")})

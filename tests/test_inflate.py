@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet50
 
+from video_gn.errors import MissingFileError, WeightsFileError
 from video_gn.models.inflate import inflate_from_2d, inflate_state_dict, torchvision_key_to_3d
 from video_gn.models.norm import NormSpec
 from video_gn.models.resnet3d import build_model
@@ -94,7 +95,7 @@ def test_mismatch_lists_every_bad_key():
     state["layer1.0.conv1.weight"] = torch.zeros(32, 64, 1, 1)
     state["extra.weight"] = torch.zeros(1)
     net3d = build_model(arch="i3d", depth=50, norm=NormSpec("bn"), num_classes=400)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(WeightsFileError) as err:
         inflate_state_dict(state, net3d)
     msg = str(err.value)
     assert "unexpected in checkpoint (1): extra.weight" in msg
@@ -104,5 +105,5 @@ def test_mismatch_lists_every_bad_key():
 
 def test_missing_checkpoint_file_is_named(tmp_path):
     net3d = build_model(arch="small", norm=NormSpec("gn"), num_classes=3)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(MissingFileError, match="nope.pth"):
         inflate_from_2d(net3d, tmp_path / "nope.pth")

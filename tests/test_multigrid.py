@@ -18,8 +18,9 @@ from video_gn.data.dataset import ClipSettings
 from video_gn.data.shape_sampler import ShapeBatchSampler
 from video_gn.errors import ConfigError
 from video_gn.models.norm import NormSpec, SubBatchNorm3d
-from video_gn.record.results import norm_label
+from video_gn.plan import plan_run
 from video_gn.report.cells import measurement
+from video_gn.report.runs import norm_label
 from video_gn.train import build_module, train
 from video_gn.training.multigrid import build_schedule, lr_multiplier, schedule_from_config
 
@@ -162,11 +163,11 @@ def test_sub_batch_bn_equals_bn_per_sub_batch(momentum):
 
 def test_bn_under_multigrid_is_sub_batch_bn_at_the_base_clips(tmp_path):
     cfg = compose_config(["norm=bn", "multigrid=long", "data.batch_size_per_device=4"], output_dir=tmp_path)
-    bns = [m for m in build_module(cfg).net.modules() if isinstance(m, nn.BatchNorm3d)]
+    bns = [m for m in build_module(cfg, plan_run(cfg)).net.modules() if isinstance(m, nn.BatchNorm3d)]
     assert bns and all(isinstance(m, SubBatchNorm3d) and m.sub_batch == 4 for m in bns)
     naive = compose_config(["norm=bn", "multigrid=long", "multigrid.bn_statistics=whole_batch"],
                            output_dir=tmp_path)
-    assert not any(isinstance(m, SubBatchNorm3d) for m in build_module(naive).net.modules())
+    assert not any(isinstance(m, SubBatchNorm3d) for m in build_module(naive, plan_run(naive)).net.modules())
     assert isinstance(NormSpec(kind="bn")(8), nn.BatchNorm3d)
 
 

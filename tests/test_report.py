@@ -143,7 +143,7 @@ def test_confusion_matrix_at_400_classes_shows_the_most_confused_pairs(tmp_path)
 
 
 def test_convergence_check_counts_early_bests_and_weighs_the_late_gain_against_val_noise(tmp_path):
-    from video_gn.record.results import late_gain
+    from video_gn.report.runs import late_gain
 
     history = [{"epoch": e, "top1": a, "videos": 100}
                for e, a in enumerate([0.2, 0.5, 0.7, 0.8, 0.78, 0.79, 0.8, 0.8, 0.84, 0.82])]

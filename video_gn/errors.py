@@ -1,6 +1,9 @@
 """Errors the user fixes, printed by every entry point as one line (``error: ...``) instead of a
 traceback (``one_line_errors``), with an exit code per family.
 
+These are not built-in exception types: raised where the fault is known, and turned into one line
+only at the entry points, so a bug in our code keeps its traceback.
+
 ``UserError`` (exit code 1): bad input to a report or tool. ``ConfigError`` (exit code 2): a config
 value or input file; the message names the key (``data.crop_size=...``) or the file and line, and
 what would be allowed. ``ResourceError`` (exit code 3): the machine stopped the run (a full disk, no
@@ -24,14 +27,22 @@ class UserError(Exception):
     exit_code = 1
 
 
-class ConfigError(UserError, ValueError):
-    """A bad config value or input file, with a message that says how to fix it."""
+class ConfigError(UserError):
+    """A bad config value or input file, with a message that says how to fix it.
+
+    Not a ``ValueError``: a handler for the built-in errors of a library call never swallows it, and
+    a ``ValueError`` from a bug in our code is never mistaken for the user's."""
 
     exit_code = 2
 
 
-class MissingFileError(ConfigError, FileNotFoundError):
-    """A file a config key names does not exist (also a ``FileNotFoundError``)."""
+class MissingFileError(ConfigError):
+    """A file a config key or argument names does not exist."""
+
+
+class WeightsFileError(ConfigError):
+    """A weights file that is not what it claims or does not fit the network; the message names the
+    file (``models.build_network`` adds the config key that named it)."""
 
 
 class ResourceError(UserError):

@@ -86,6 +86,8 @@ def load_classifier(path: str | Path, classes_file: str | Path | None = None, no
 
 
 def _read_classes(path, expected: int | None = None) -> list[str]:
+    if not Path(path).is_file():
+        raise MissingFileError(f"--classes {path} does not exist")
     classes = [c for c in Path(path).read_text(encoding="utf-8").splitlines() if c.strip()]
     if expected is not None and len(classes) != expected:
         raise ConfigError(f"--classes {path} lists {len(classes)} classes; the network has {expected} "
@@ -199,10 +201,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     with one_line_errors():
         views = parse_views(args.views) if args.views else None
-        try:
-            classifier = load_classifier(args.checkpoint, args.classes, args.norm)
-        except (ValueError, FileNotFoundError) as e:  # a release that does not fit the network
-            raise ConfigError(str(e)) from None
+        classifier = load_classifier(args.checkpoint, args.classes, args.norm)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     results, failed = [], 0
     for video in args.videos:

@@ -15,16 +15,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
+from video_gn.config.checks import check_config
 from video_gn.config.classes import settle_num_classes
 from video_gn.errors import one_line_errors
 from video_gn.models import build_network
 from video_gn.models.norm import instance_norm_warning, norm_layers
 from video_gn.ops.saved_bytes import saved_bytes
-from video_gn.training.multigrid import MultigridSchedule, schedule_from_config
+from video_gn.plan import RunPlan, plan_run
+from video_gn.training.multigrid import MultigridSchedule
 
 
-def summarize(cfg: DictConfig) -> dict:
-    """Shapes and FLOPs from one forward of a single clip; peak memory from one fwd+bwd on CUDA."""
+def summarize(cfg: DictConfig, plan: RunPlan | None = None) -> dict:
+    """Shapes and FLOPs from one forward of a single clip; peak memory from one fwd+bwd on CUDA;
+    ``plan``'s multigrid schedule (``config.checks.check_config``'s), phase by phase."""
+    plan = plan or plan_run(cfg)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg["pretrained_2d"] = model_cfg["pretrained_3d"] = None  # shapes and costs ignore weights
     model = build_network(model_cfg, OmegaConf.to_container(cfg.norm, resolve=True),
@@ -55,9 +59,8 @@ def summarize(cfg: DictConfig) -> dict:
     if torch.cuda.is_available():
         result["peak_memory_gib"] = peak_training_memory_gib(model, d.batch_size_per_device,
                                                              result["input_shape"])
-    schedule = schedule_from_config(cfg)
-    if schedule is not None:
-        result["multigrid"] = multigrid_summary(model, schedule, result["gflops"],
+    if plan.schedule is not None:
+        result["multigrid"] = multigrid_summary(model, plan.schedule, result["gflops"],
                                                 result["saved_activations_mib"])
     return result
 
@@ -160,14 +163,15 @@ def format_multigrid(m: dict) -> list[str]:
     return rows
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="summary")
+@hydra.main(version_base="1.3", config_path="pkg://video_gn.conf", config_name="summary")
 def main(cfg: DictConfig) -> None:
     fmt = cfg.summary.format
     if fmt not in ("table", "json"):
         raise ValueError(f"summary.format={fmt!r} is not one of table, json")
     with one_line_errors():
         settle_num_classes(cfg)  # data=folder: the class count of the prepared dataset
-    s = summarize(cfg)
+        plan = check_config(cfg)  # the values a training run would refuse, refused here too
+    s = summarize(cfg, plan)
     print(json.dumps(s) if fmt == "json" else format_table(s))
 
 

@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -29,6 +30,7 @@ from .data.manifest import read_manifest
 from .errors import ConfigError
 from .files import atomic_write_text
 from .models.provenance import init_record, sha256_of, with_what_loaded
+from .plan import RunPlan
 from .record.checkpoints import (
     TRAINING_RECORD_KEY,
     TrainingRecord,
@@ -46,44 +48,54 @@ from .record.results import RESULTS_FILE, as_float, results_summary
 from .training.epoch_seed import EpochSeed
 from .training.launch import ranks_run_this_job, remove_if_empty_run
 from .training.lit_module import VideoClassifier
-from .training.multigrid import schedule_from_config, schedule_record
+from .training.optim import global_batch, peak_lr_of
 from .training.trainer import stopped_by_the_machine, trainer_for
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> float | None:
     """Trains (unless ``train=false``) and tests one configuration; returns the test top-1 (for
-    Hydra sweepers). A run that fails before writing anything leaves no folder behind."""
+    Hydra sweepers). ``overrides``: the command line's, kept in results.json. A run that fails
+    before writing anything leaves no folder behind."""
     output_dir = Path(cfg.paths.output_dir)
     try:
         settle_num_classes(cfg)  # data.num_classes: null -> the prepared dataset's classes.txt
-        check_config(cfg)  # every value in range, before any work
-        if cfg.get("train", True):
-            return fit_and_test(cfg, output_dir)
-        return evaluate(cfg, output_dir)
+        # every value in range, before any work; then the plan (epochs, multigrid, BN's statistics),
+        # decided once and handed to everything below
+        plan = check_config(cfg)
+        run = RunInputs(cfg, plan, output_dir, list(overrides or []))
+        if plan.train:
+            return fit_and_test(run)
+        return evaluate(run)
     finally:
         if rank_zero_only.rank == 0:
             remove_if_empty_run(output_dir)
 
 
-def fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
+@dataclass(frozen=True)
+class RunInputs:
+    cfg: DictConfig
+    plan: RunPlan
+    output_dir: Path
+    overrides: list[str]
+
+
+def fit_and_test(run: RunInputs) -> float | None:
+    cfg, plan, output_dir = run.cfg, run.plan, run.output_dir
     # A damaged checkpoint to resume is a clear error before any logger writes a byte.
     resume = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     ckpt_path, started = resume.ckpt_path, time.time() - resume.earlier_wall_time
     init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, seed=cfg.seed, first_epoch=resume.epoch)
-    schedule = schedule_from_config(cfg)  # None unless multigrid=long|long_short
-    if schedule:
-        datamodule.use_multigrid(schedule)
-    module = build_module(cfg)
+    if plan.schedule:  # multigrid=long|long_short
+        datamodule.use_multigrid(plan.schedule)
+    module = build_module(cfg, plan)
     init = with_what_loaded(init, module.net)
-    record = {"init": init, "seed": cfg.seed,
-              "max_epochs": schedule.epochs if schedule else cfg.trainer.max_epochs,
-              "multigrid": schedule_record(cfg, schedule)}
+    record = {"init": init, "seed": cfg.seed, "max_epochs": plan.epochs, "multigrid": plan.multigrid_record()}
     trainer = trainer_for(cfg, module, [TrainingRecord(record, started), EpochSeed(cfg.seed)],
-                          multigrid=schedule)
+                          multigrid=plan.schedule)
     network = compiled(module, cfg)
     test_metrics, tested = {}, {"checkpoint": None, "reason": None, "role": None}
     with running(output_dir):
@@ -101,41 +113,37 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
                                              write_predictions=False)
             test_metrics = multi_view_test(trainer, network, datamodule, ckpt)
             tested["final"] = final_test or test_metrics
-    return write_results(cfg, trainer, module, datamodule, init, history, test_metrics, tested, started)
+    return write_results(run, trainer, module, datamodule, init, history, test_metrics, tested, started)
 
 
-def evaluate(cfg: DictConfig, output_dir: Path) -> float | None:
-    started = time.time()
+def evaluate(run: RunInputs) -> float | None:
+    cfg, output_dir, started = run.cfg, run.output_dir, time.time()
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
-    module, init = module_to_evaluate(cfg)
+    module, init = module_to_evaluate(cfg, run.plan)
     trainer = trainer_for(cfg, module)
     network = compiled(module, cfg)
     with running(output_dir):
         test_metrics = multi_view_test(trainer, network, datamodule, None)
     tested = {"checkpoint": "given", "reason": "train=false evaluates the given weights",
               "role": init.get("role")}
-    return write_results(cfg, trainer, module, datamodule, init, [], test_metrics, tested, started)
+    return write_results(run, trainer, module, datamodule, init, [], test_metrics, tested, started)
 
 
-def build_module(cfg: DictConfig) -> VideoClassifier:
-    norm = OmegaConf.to_container(cfg.norm, resolve=True)
-    multigrid = cfg.get("multigrid", {}).get("kind", "off")
-    if multigrid != "off" and norm["kind"] == "bn" and cfg.multigrid.bn_statistics == "sub_batch":
-        # BN's statistics stay over the base clips per device while multigrid grows the batch
-        norm["sub_batch"] = cfg.data.batch_size_per_device
+def build_module(cfg: DictConfig, plan: RunPlan) -> VideoClassifier:
+    """The module of the configured network, with the plan's norm settings and multigrid kind."""
     return VideoClassifier(
-        model=OmegaConf.to_container(cfg.model, resolve=True), norm=norm,
+        model=OmegaConf.to_container(cfg.model, resolve=True), norm=dict(plan.norm),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=cfg.data.num_classes, batch_size_per_device=cfg.data.batch_size_per_device,
-        mean=list(cfg.data.mean), std=list(cfg.data.std), multigrid=None if multigrid == "off" else multigrid)
+        mean=list(cfg.data.mean), std=list(cfg.data.std), multigrid=plan.multigrid)
 
 
 def compiled(module: VideoClassifier, cfg: DictConfig):
     return torch.compile(module) if cfg.model.get("compile") else module
 
 
-def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
+def module_to_evaluate(cfg: DictConfig, plan: RunPlan) -> tuple[VideoClassifier, dict]:
     """``train=false``: the network of ``ckpt_path`` (built from the hyperparameters saved in it), or
     the configured network with ``model.pretrained_3d`` loaded; and its init record."""
     if cfg.get("ckpt_path"):
@@ -156,7 +164,7 @@ def module_to_evaluate(cfg: DictConfig) -> tuple[VideoClassifier, dict]:
     if not cfg.model.get("pretrained_3d"):
         raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "
                          "ours) or model.pretrained_3d=PATH (an imported I3D model)")
-    module = build_module(cfg)
+    module = build_module(cfg, plan)
     return module, with_what_loaded(init_record(cfg.model), module.net)
 
 
@@ -211,19 +219,24 @@ def multi_view_test(trainer: L.Trainer, network, datamodule, ckpt_path: str | No
     return results[0] if results else {}
 
 
-def write_results(cfg: DictConfig, trainer: L.Trainer, module: VideoClassifier, datamodule, init: dict,
+def write_results(run: RunInputs, trainer: L.Trainer, module: VideoClassifier, datamodule, init: dict,
                   history: list[dict], test_metrics: dict, tested: dict, started: float) -> float | None:
     """results.json (with predictions.csv and load_failures.csv beside it), the loggers' copy and the
     one-line summary; returns the test top-1."""
-    output_dir = Path(cfg.paths.output_dir)
+    cfg, output_dir = run.cfg, run.output_dir
     tested = {**tested, "split": datamodule.splits["test"], "val_split": datamodule.splits["val"]}
     if trainer.fast_dev_run:
         print("\ndebug run (fast_dev_run): nothing written")
         return as_float(test_metrics.get("test/top1"))
     failure_log = next((c for c in trainer.callbacks if isinstance(c, LoadFailureLog)), None)
     failed = failure_log.failed() if failure_log else None
-    summary = results_summary(cfg, trainer, module, init, history, test_metrics, tested, failed,
-                              time.time() - started, final_test=tested.get("final"))
+    # the main process's trainer: spawned DDP ranks (trainer=ddp_cpu) leave `module` unattached here
+    batch = global_batch(module.hparams.batch_size_per_device, trainer)
+    training = {"global_batch": batch, "epochs": run.plan.epochs,
+                "peak_lr": peak_lr_of(module.hparams.optim, batch) if run.plan.train else None,
+                "multigrid": run.plan.multigrid_record()}
+    summary = results_summary(cfg, run.overrides, training, trainer, module, init, history, test_metrics,
+                              tested, failed, time.time() - started, final_test=tested.get("final"))
     if not trainer.is_global_zero:
         return summary["test_top1"]
     if test_metrics:

@@ -22,13 +22,15 @@ from ..data.decode import DECODERS
 from ..errors import ConfigError
 from ..models import build_network
 from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, instance_norm_warning
-from ..training.multigrid import BN_STATISTICS, schedule_from_config
+from ..plan import RunPlan, plan_run
+from ..training.multigrid import BN_STATISTICS
 from ..training.multigrid import KINDS as MULTIGRID_KINDS
 from ..training.optim import SCHEDULES
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raises :class:`ConfigError` for the first value outside its range."""
+def check_config(cfg: DictConfig) -> RunPlan:
+    """Raises :class:`ConfigError` for the first value outside its range; returns the run's plan
+    (``plan.plan_run``), its multigrid shapes checked through the network."""
     _check_data(cfg.data)
     _check_optim(cfg.optim)
     if cfg.get("train", True):
@@ -42,7 +44,11 @@ def check_config(cfg: DictConfig) -> None:
     _check_trainer(cfg.trainer)
     probe = _check_network(cfg)
     if cfg.get("train", True):
-        _check_multigrid(cfg, probe)
+        _check_multigrid(cfg)
+    plan = plan_run(cfg)
+    if plan.schedule is not None:
+        _check_multigrid_shapes(cfg, plan, probe)
+    return plan
 
 
 def _check_trainer(t: DictConfig) -> None:
@@ -174,8 +180,8 @@ def _check_network(cfg: DictConfig) -> torch.nn.Module:
     return probe
 
 
-def _check_multigrid(cfg: DictConfig, probe: torch.nn.Module) -> None:
-    """The multigrid group's values, and every shape of its schedule through the (meta) network."""
+def _check_multigrid(cfg: DictConfig) -> None:
+    """The multigrid group's values."""
     m = cfg.get("multigrid")
     if m is None:
         return
@@ -205,19 +211,20 @@ def _check_multigrid(cfg: DictConfig, probe: torch.nn.Module) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"multigrid={m.kind} schedules trainer.max_epochs={epochs} base epochs: "
                           "must be >= 1")
-    try:
-        schedule = schedule_from_config(cfg)
-    except ValueError as e:
-        raise ConfigError(f"multigrid={m.kind}: {e}") from None
-    for phase in schedule.phases:
+
+
+def _check_multigrid_shapes(cfg: DictConfig, plan: RunPlan, probe: torch.nn.Module) -> None:
+    """Every shape of the multigrid schedule through the (meta) network."""
+    kind = plan.multigrid
+    for phase in plan.schedule.phases:
         for it in phase.iterations:
             if it.frames < 1 or it.crop < 1:
-                raise ConfigError(f"multigrid={m.kind}: epochs {phase.start_epoch}-{phase.end_epoch} "
+                raise ConfigError(f"multigrid={kind}: epochs {phase.start_epoch}-{phase.end_epoch} "
                                   f"would read {it.frames} frames x {it.crop} px from data.frames_per_clip="
                                   f"{cfg.data.frames_per_clip}, data.crop_size={cfg.data.crop_size}")
             try:
                 probe.eval()(torch.empty(1, 3, it.frames, it.crop, it.crop, device="meta"))
             except RuntimeError as e:
-                raise ConfigError(f"multigrid={m.kind}: its {it.frames} frames x {it.crop} px clips (epochs "
+                raise ConfigError(f"multigrid={kind}: its {it.frames} frames x {it.crop} px clips (epochs "
                                   f"{phase.start_epoch}-{phase.end_epoch}) are too small for model.arch="
                                   f"{cfg.model.arch}: {str(e).splitlines()[0]}") from None

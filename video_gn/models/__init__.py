@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsFileError
 from .caffe2_import import load_caffe2
 from .inflate import inflate_from_2d
 from .norm import NormSpec, is_norm
@@ -39,7 +39,7 @@ def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> Re
             target = list(model.state_dict())
             try:
                 loaded = _load(model, key, model_cfg[key], model_cfg.get("arch"), norm_cfg.get("kind", "bn"))
-            except ValueError as e:  # a file that does not fit the network: one line naming the key
+            except WeightsFileError as e:  # a file that does not fit the network: name the key too
                 raise ConfigError(f"model.{key}={model_cfg[key]}: {e}") from None
             model.init_loaded = load_record(model, target, loaded)
     return model
@@ -68,7 +68,7 @@ def _load(model: ResNet3d, key: str, path, arch: str, norm_kind: str) -> list[st
     if weights.kind == "ours":  # a checkpoint of ours (.ckpt)
         return load_ours(model, path, weights.content)
     if weights.kind != "caffe2":
-        raise ValueError(f"{path} is none of the 3-D networks this takes: a checkpoint of ours (.ckpt), "
+        raise WeightsFileError(f"{path} is none of the 3-D networks this takes: a checkpoint of ours (.ckpt), "
                          "a pytorchvideo / PySlowFast .pyth, or the Non-local release's Caffe2 .pkl")
     blobs = weights.content  # the Non-local release's Caffe2 pickle
     classes = blobs["pred_w"].shape[0] if "pred_w" in blobs else None

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import MissingFileError, WeightsFileError
 from .safe_pickle import UnsafePickleError, load_weights_pickle
 from .state_dict import match_state_dict, missing_keys
 
@@ -93,8 +94,8 @@ def caffe2_blobs_or_none(path: str | Path) -> dict[str, np.ndarray] | None:
         blobs = load_caffe2_blobs(path)
     except UnsafePickleError:
         raise  # never mistaken for "not a pickle": the file is refused, naming what it holds
-    except (pickle.UnpicklingError, EOFError, ValueError):  # not a pickle, cut short, or not a dict of
-        return None  # arrays (the restricted unpickler resolves no class, so nothing else is expected)
+    except (pickle.UnpicklingError, EOFError, ValueError, WeightsFileError):  # not a pickle, cut short,
+        return None  # not a dict of arrays (the restricted unpickler resolves no class: nothing else)
     return blobs if "conv1_w" in blobs else None
 
 
@@ -102,10 +103,10 @@ def load_caffe2_blobs(path: str | Path) -> dict[str, np.ndarray]:
     """The weight arrays of a Caffe2 pickle, training state (momentum, iteration) left out."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     obj = load_weights_pickle(path)  # nothing named in the file runs (safe_pickle)
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a Caffe2 weights pickle (a {type(obj).__name__}, not a dict)")
+        raise WeightsFileError(f"{path}: not a Caffe2 weights pickle (a {type(obj).__name__}, not a dict)")
     blobs = obj.get("blobs", obj)
     return {k: np.asarray(v) for k, v in blobs.items() if not _IGNORED.fullmatch(k)}
 
@@ -132,7 +133,7 @@ def caffe2_state_dict(blobs: dict[str, np.ndarray], model: nn.Module, *, inflate
         gn, release = any("_gn_" in k for k in blobs), "pred_w" in blobs
         lines = [f"{source} does not match the network:",
                  *match.lines(lambda ours: caffe2_file_name(ours, gn=gn, release=release))]
-        raise ValueError("\n".join(lines))
+        raise WeightsFileError("\n".join(lines))
     return state
 
 
@@ -150,7 +151,7 @@ def check_norm_matches(blobs: dict[str, np.ndarray], model: nn.Module, source: s
     example = next(k for k in blobs if ("_gn_" if file_kind == "GroupNorm" else "_bn_") in k)
     use = "norm=gn (or a BN file such as R-50.pkl for norm=bn)" if file_kind == "GroupNorm" else \
         "norm=bn or norm=frozen_bn (or a GN file such as R-50-GN.pkl for norm=gn)"
-    raise ValueError(f"{source} holds {file_kind} parameters (e.g. {example}) but the network's norm is "
+    raise WeightsFileError(f"{source} holds {file_kind} parameters (e.g. {example}) but the network's norm is "
                      f"{net_kind} (norm=gn/ln/in build GroupNorm layers): their scale and shift are not "
                      f"interchangeable; use {use}")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import WeightsFileError
 from .state_dict import match_state_dict, missing_keys, read_weights_file
 
 _CONV_NORM = {"conv1": "conv_a", "conv2": "conv_b", "conv3": "conv_c",
@@ -52,7 +53,7 @@ def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: nn.Module,
     match = match_state_dict(state_2d, target, torchvision_key_to_3d, inflate=True, include_head=include_head)
     match.missing = missing_keys(match.state, target, include_head)
     if not match.ok():
-        raise ValueError("\n".join(["2D checkpoint does not match the 3D network:", *match.lines()]))
+        raise WeightsFileError("\n".join(["2D checkpoint does not match the 3D network:", *match.lines()]))
     return match.state
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import WeightsFileError
+
 log = logging.getLogger(__name__)
 PREFIX = "net."  # VideoClassifier.net
 HEAD = ("head.fc.weight", "head.fc.bias")
@@ -45,6 +47,6 @@ def load_ours(model: nn.Module, path: str | Path, state: dict[str, torch.Tensor]
             if keys:
                 more = " ..." if len(keys) > 10 else ""
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:10]) + more)
-        raise ValueError("\n".join(lines))
+        raise WeightsFileError("\n".join(lines))
     model.load_state_dict(kept, strict=False)
     return sorted(kept)

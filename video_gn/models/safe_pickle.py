@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import WeightsFileError
 
 # What numpy's own pickles name: ndarray and scalar reconstruction, dtypes (numpy 1.x ``numpy.core``,
 # numpy 2.x ``numpy._core``); OrderedDict (a dict of blobs saved in order); and ``_codecs.encode``,
@@ -26,7 +26,7 @@ ALLOWED_GLOBALS = frozenset({
 })
 
 
-class UnsafePickleError(ConfigError):
+class UnsafePickleError(WeightsFileError):
     """A pickle that names a global a weights file never holds (it would run code when loaded)."""
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import MissingFileError
+
 
 def read_weights_file(path: str | Path) -> dict:
     """A foreign ``torch.save`` file (torchvision, pytorchvideo, PySlowFast): tensors, numbers and
@@ -22,7 +24,7 @@ def read_weights_file(path: str | Path) -> dict:
     ``record.checkpoints.read_checkpoint``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

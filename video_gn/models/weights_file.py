@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MissingFileError
 from .caffe2_import import caffe2_blobs_or_none
 from .ours import our_state_of
 from .state_dict import read_weights_file
@@ -28,11 +29,11 @@ class WeightsFile:
 
 
 def identify(path: str | Path) -> WeightsFile:
-    """Reads ``path`` once to tell its kind; raises FileNotFoundError for a missing file and
+    """Reads ``path`` once to tell its kind; raises MissingFileError for a missing file and
     ``UnsafePickleError`` for a pickle that names code."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; Caffe2 pickles are not
         blobs = caffe2_blobs_or_none(path)
         return WeightsFile(path, "caffe2" if blobs is not None else "torch", blobs)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import WeightsFileError
 from .state_dict import match_state_dict, missing_keys, read_weights_file
 
 log = logging.getLogger(__name__)
@@ -128,12 +129,12 @@ def load_zoo(model: nn.Module, path: str | Path, arch: str, state: dict[str, tor
     path = Path(path)
     state = zoo_state_or_none(path) if state is None else state
     if state is None:
-        raise ValueError(f"{path}: not a pytorchvideo or PySlowFast checkpoint (no model_state with "
+        raise WeightsFileError(f"{path}: not a pytorchvideo or PySlowFast checkpoint (no model_state with "
                          "blocks.0.conv.weight or s1.pathway0_stem.conv.weight)")
     found = zoo_architecture(state)
     if arch != found:
         what, config = ZOO_MODELS[found]
-        raise ValueError(f"{path} holds a {layout_of(state)} {what}, which model.arch={arch} cannot take: "
+        raise WeightsFileError(f"{path} holds a {layout_of(state)} {what}, which model.arch={arch} cannot take: "
                          f"use model={config}")
     mapping = zoo_key_map(state)
     target = model.state_dict()
@@ -154,7 +155,7 @@ def load_zoo(model: nn.Module, path: str | Path, arch: str, state: dict[str, tor
     match.missing = [k for k in missing_keys(match.state, target, head)
                      if not (fresh_norms and _is_norm_key(k))]
     if not match.ok():
-        raise ValueError("\n".join([f"{path} does not match the network:",
+        raise WeightsFileError("\n".join([f"{path} does not match the network:",
                                     *match.lines(lambda ours: zoo_file_name(ours, state))]))
     model.load_state_dict(match.state, strict=False)
     if not head:

@@ -21,9 +21,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError, one_line_errors
-from ..record.results import load_runs
 from .cells import tables
 from .plots import plot_accuracy_vs_batch, plot_training_curves, run_plots
+from .runs import load_runs
 from .writers import write_csv, write_markdown
 
 
@@ -31,7 +31,7 @@ def report(paths: list[Path], out: Path) -> dict[str, Path]:
     runs = load_runs(paths)
     all_tables = tables(runs)
     if not all_tables:
-        raise ValueError(f"no run under {', '.join(map(str, paths))} has a test or validation result")
+        raise UserError(f"no run under {', '.join(map(str, paths))} has a test or validation result")
     out.mkdir(parents=True, exist_ok=True)
     files = {"markdown": out / "table8.md", "csv": out / "table8.csv",
              "accuracy_plot": out / "accuracy_vs_batch.png", "curves_plot": out / "val_top1_curves.png"}
@@ -50,10 +50,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=None, help="default: <first path>/report")
     a = p.parse_args(argv)
     with one_line_errors():
-        try:
-            files = report(a.runs, a.out or a.runs[0] / "report")
-        except (FileNotFoundError, ValueError) as e:
-            raise UserError(str(e)) from None
+        files = report(a.runs, a.out or a.runs[0] / "report")
     print(files["markdown"].read_text())
     for name, path in files.items():
         print(f"{name}: {path}")

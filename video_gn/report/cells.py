@@ -12,9 +12,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..record.results import (
+from ..record.results import final_median
+from .runs import (
     best_epoch_fraction,
-    final_median,
     init_label,
     late_gain,
     norm_label,
@@ -92,7 +92,7 @@ class Cell:
     best_epoch_fractions: list[float | None] = field(default_factory=list)
     # first epoch within 1 point of the run's best val top-1 / epochs (where its plateau began)
     plateau_fractions: list[float | None] = field(default_factory=list)
-    # (best val top-1 of the last 20% − best before, val standard error) per run: record.results.late_gain
+    # (best val top-1 of the last 20% − best before, val standard error) per run: report.runs.late_gain
     late_gains: list[tuple[float, float] | None] = field(default_factory=list)
     # The GN paper's protocol beside ours, per run (%, None where it has none): the median of the final
     # 5 validations, and the multi-view test of the final weights (no checkpoint picked on val)

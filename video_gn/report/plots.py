@@ -12,8 +12,8 @@ import matplotlib
 import numpy as np
 
 from ..record.predictions import TOP, confusion_matrix, per_class_top1, read_predictions
-from ..record.results import validation_curve
 from .cells import Cell, CellKey, Context, norm_order
+from .runs import validation_curve
 from .stats import t_interval
 
 matplotlib.use("Agg")

@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.transforms import normalize
 from ..models import build_network
-from .optim import build_sgd, lr_lambda, peak_lr_of
+from .optim import build_sgd, global_batch, lr_lambda, peak_lr_of
 
 # How a network is computed on a machine, not what it is (``from_checkpoint``).
 RUNTIME_DEFAULTS = {"impl": "torch", "channels_last_3d": False, "compile": False}
@@ -167,8 +167,7 @@ class VideoClassifier(L.LightningModule):
         return {"index": batch["index"], "label": batch["label"], "probs": probs}
 
     def global_batch(self) -> int:
-        return self.hparams.batch_size_per_device * self.trainer.world_size * \
-            self.trainer.accumulate_grad_batches
+        return global_batch(self.hparams.batch_size_per_device, self.trainer)
 
     def peak_lr(self) -> float:
         """``optim.lr``, or the linear scaling rule's LR for the global batch."""

@@ -180,7 +180,8 @@ def build_schedule(kind: str, *, base_clips: int, base_frames: int, base_stride:
 
 def schedule_from_config(cfg) -> MultigridSchedule | None:
     """The run's schedule from ``multigrid``, ``data``, ``optim`` and ``trainer.max_epochs``; None when
-    ``multigrid=off`` (or the config has no multigrid group)."""
+    ``multigrid=off`` (or the config has no multigrid group). Called once per run, by
+    ``plan.plan_run``: everything else takes the plan's schedule."""
     m = cfg.get("multigrid")
     if m is None or m.kind == "off":
         return None
@@ -198,15 +199,6 @@ def schedule_from_config(cfg) -> MultigridSchedule | None:
                           base_stage_bounds=stage_bounds,
                           long_cycle_factors=[tuple(f) for f in m.long_cycle_factors],
                           short_cycle_factors=list(m.short_cycle_factors), epoch_factor=float(m.epoch_factor))
-
-
-def schedule_record(cfg, schedule: MultigridSchedule | None) -> dict | None:
-    """What results.json and every checkpoint's training record keep: the schedule and, for BN,
-    whether its statistics were over sub-batches of the base clips or the whole batch."""
-    if schedule is None:
-        return None
-    bn_statistics = cfg.multigrid.bn_statistics if cfg.norm.kind in ("bn", "syncbn") else None
-    return {**schedule.record(), "bn_statistics": bn_statistics}
 
 
 def lr_multiplier(schedule: MultigridSchedule, optim: Mapping) -> Callable[[float], float]:

@@ -31,6 +31,11 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 64) -> float:
     return base_lr * global_batch / base_batch
 
 
+def global_batch(batch_size_per_device: int, trainer) -> int:
+    """Clips per optimizer step over every device: the batch the linear LR rule scales with."""
+    return batch_size_per_device * trainer.world_size * trainer.accumulate_grad_batches
+
+
 def peak_lr_of(optim, global_batch: int) -> float:
     """``optim.lr``, or the linear scaling rule's LR for the global batch: where the schedule peaks."""
     if optim.get("lr") is not None:
