@@ -34,6 +34,7 @@ def _worker_init(out: str, parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the line above took effect
         _worker_exit(out, signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked since the fork (run_workers)
 
 
 def _worker_exit(out: str, signum: int) -> None:
@@ -61,9 +62,16 @@ def run_workers(tasks: list, out: Path, workers: int, progress: bool, stems: set
     are sent SIGTERM (each deletes its half-written clip and exits) before the exception goes on."""
     if not tasks:
         return
-    pool = ProcessPoolExecutor(max(1, min(workers, len(tasks))), initializer=_worker_init,
-                               initargs=(str(out), os.getpid()))
-    futures = [pool.submit(_prepare_one, task) for task in tasks]
+    # The workers fork (at the first submit) with SIGTERM blocked: a fork inherits the parent's
+    # handler, which would raise Interrupted inside a worker that a shutdown stops before
+    # _worker_init has installed its own; a SIGTERM that comes meanwhile waits for the unblock.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        pool = ProcessPoolExecutor(max(1, min(workers, len(tasks))), initializer=_worker_init,
+                                   initargs=(str(out), os.getpid()))
+        futures = [pool.submit(_prepare_one, task) for task in tasks]
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     finished = False
     try:
         for future in tqdm(as_completed(futures), total=len(futures), desc="preparing clips", unit="clip",

@@ -295,6 +295,20 @@ def test_summary_prints_the_schedule_at_constant_memory():
     assert "training compute vs the base schedule: 0.29" in table
 
 
+def test_the_base_epochs_are_a_key_of_their_own(tmp_path):
+    """Under multigrid trainer.max_epochs means the base schedule's epochs; multigrid.base_epochs
+    says so (and wins when set); the plan's epochs are the schedule's."""
+    from video_gn.config.checks import check_config
+
+    plan = check_config(compose_config(["multigrid=long", "trainer.max_epochs=10"], output_dir=tmp_path))
+    assert plan.schedule.base_epochs == plan.base_epochs == 10 and plan.epochs == 15
+    plan = check_config(compose_config(["multigrid=long", "trainer.max_epochs=10", "multigrid.base_epochs=20"],
+                                       output_dir=tmp_path))
+    assert plan.schedule.base_epochs == 20 and plan.epochs == 30
+    with pytest.raises(ConfigError, match="multigrid.base_epochs=0"):
+        check_config(compose_config(["multigrid=long", "multigrid.base_epochs=0"], output_dir=tmp_path))
+
+
 def test_no_multigrid_by_default(tmp_path):
     assert schedule_from_config(compose_config([], output_dir=tmp_path)) is None
 

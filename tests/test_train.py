@@ -80,9 +80,16 @@ def test_every_experiment_composes_and_instantiates(experiment):
 
 
 @pytest.mark.parametrize("trainer", sorted(p.stem for p in (CONF_DIR / "trainer").glob("*.yaml")))
-def test_trainer_configs_never_sync_batchnorm(trainer):
-    cfg = compose_config([f"trainer={trainer}"])
-    assert cfg.trainer.sync_batchnorm is False
+def test_trainer_configs_never_sync_batchnorm(trainer, tmp_path):
+    """BN statistics stay per device under every trainer config: the trainer Lightning builds from it
+    on several devices (two CPU processes here) has no layer sync, the hook that would turn every
+    BatchNorm into SyncBatchNorm (``norm=syncbn`` is the one way to sync, explicitly)."""
+    from video_gn.training.trainer import build_trainer
+
+    cfg = compose_config([f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=2"],
+                         output_dir=tmp_path)
+    trainer = build_trainer(cfg, callbacks=[], loggers=False)
+    assert trainer.strategy._layer_sync is None
 
 
 def test_slurm_launcher_config_composes():
@@ -384,9 +391,10 @@ def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path
     assert listed[0] == "path,reason" and len(listed) - 1 == results["load_failures"]
     paths = {line.split(",")[0] for line in listed[1:]}
     assert f"{data / 'train' / 'missing.mp4'},missing: listed in the manifest but not on disk" in listed
-    assert {str(data / "train" / "missing.mp4"), str(data / "train" / "truncated.mp4")} <= paths
-    assert paths <= {str(data / "train" / n) for n in ("missing.mp4", "truncated.mp4", "corrupt.mp4")}
-    assert first["load_failures"] in (2, 3) and results["load_failures"] in (2, 3)
+    # Exact, since each epoch's windows are drawn from seed + epoch: epoch 0's window of corrupt.mp4
+    # misses its bad packet, epoch 1's crosses it (then the file counts once, like the others).
+    assert paths == {str(data / "train" / n) for n in ("missing.mp4", "truncated.mp4", "corrupt.mp4")}
+    assert (first["load_failures"], results["load_failures"]) == (2, 3)
 
 
 def test_a_test_video_is_scored_once_or_left_out_never_swapped(tiny_data, tmp_path):

@@ -21,7 +21,8 @@ from .training.multigrid import MultigridSchedule, schedule_from_config
 class RunPlan:
     """Args:
         train: fit then test (False: ``train=false`` evaluates given weights).
-        base_epochs: ``trainer.max_epochs``; under multigrid, the *base* schedule's epochs.
+        base_epochs: the base schedule's epochs: ``trainer.max_epochs``, or under multigrid
+            ``multigrid.base_epochs`` (which defaults to it).
         schedule: the multigrid schedule (None: the base clip shape throughout).
         norm: the network's norm settings: ``cfg.norm``, and for BN under multigrid with
             ``bn_statistics=sub_batch`` its ``sub_batch`` (the base clips per device).
@@ -64,7 +65,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         if norm["kind"] == "bn" and bn_statistics == "sub_batch":
             # BN's statistics stay over the base clips per device while multigrid grows the batch
             norm["sub_batch"] = int(cfg.data.batch_size_per_device)
-    return RunPlan(train=train, base_epochs=int(cfg.trainer.max_epochs) if train else None,
+    base_epochs = int(cfg.multigrid.base_epochs if schedule else cfg.trainer.max_epochs) if train else None
+    return RunPlan(train=train, base_epochs=base_epochs,
                    schedule=schedule, norm=norm, bn_statistics=bn_statistics)
 
 

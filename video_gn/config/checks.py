@@ -207,10 +207,10 @@ def _check_multigrid(cfg: DictConfig) -> None:
     short = list(m.get("short_cycle_factors") or [])
     if not all(_number(v) and 0 < v <= 1 for v in short):
         raise ConfigError(f"multigrid.short_cycle_factors={short}: crop factors, each in (0, 1]")
-    epochs = cfg.trainer.get("max_epochs")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"multigrid={m.kind} schedules trainer.max_epochs={epochs} base epochs: "
-                          "must be >= 1")
+    epochs = m.get("base_epochs")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError(f"multigrid.base_epochs={epochs} (trainer.max_epochs unless set): the base "
+                          "schedule's epochs, must be a whole number >= 1")
 
 
 def _check_multigrid_shapes(cfg: DictConfig, plan: RunPlan, probe: torch.nn.Module) -> None:

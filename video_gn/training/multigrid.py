@@ -179,13 +179,14 @@ def build_schedule(kind: str, *, base_clips: int, base_frames: int, base_stride:
 
 
 def schedule_from_config(cfg) -> MultigridSchedule | None:
-    """The run's schedule from ``multigrid``, ``data``, ``optim`` and ``trainer.max_epochs``; None when
+    """The run's schedule from ``multigrid`` (``base_epochs``: ``trainer.max_epochs`` unless set),
+    ``data`` and ``optim``; None when
     ``multigrid=off`` (or the config has no multigrid group). Called once per run, by
     ``plan.plan_run``: everything else takes the plan's schedule."""
     m = cfg.get("multigrid")
     if m is None or m.kind == "off":
         return None
-    epochs, o, d = int(cfg.trainer.max_epochs), cfg.optim, cfg.data
+    epochs, o, d = int(m.base_epochs), cfg.optim, cfg.data
     if o.schedule == "step":
         if not o.milestones:
             raise ConfigError(f"multigrid={m.kind} with optim.schedule=step runs one long cycle per LR "
