@@ -133,10 +133,28 @@ def check_design(out: Path, experiment: str = "small_batch_grid") -> None:
         path.write_text(OmegaConf.to_yaml(current, sort_keys=True))
         return
     started = OmegaConf.to_container(OmegaConf.load(path))
-    changed = sorted(_differences(started, current))
+    changed = sorted(_differences(with_gn_groups(started), with_gn_groups(current)))
     if changed:
         raise SystemExit(f"error: {out} was started with another design ({'; '.join(changed[:5])}); "
                          "use a new --out, or restore that design's config")
+
+
+def with_gn_groups(design: dict) -> dict:
+    """``design`` with GN's G as the number the network uses: designs written before
+    ``norm.num_groups: null`` kept it as ``model.gn_groups`` (``norm.num_groups: ${model.gn_groups}``),
+    later ones leave it to the model (``null``); either way the same G is the same design."""
+    from video_gn.models import model_gn_groups
+
+    design = {k: dict(v) if isinstance(v, dict) else v for k, v in design.items()}
+    model, norm = dict(design["model"]), dict(design["norm"])
+    groups = model.pop("gn_groups", None)
+    if norm.get("kind") == "gn" and norm.get("group_size") is None:
+        if norm.get("num_groups") == "${model.gn_groups}":
+            norm["num_groups"] = groups
+        elif norm.get("num_groups") is None:
+            norm["num_groups"] = model_gn_groups(model, design["data"]["num_classes"])
+    design["model"], design["norm"] = model, norm
+    return design
 
 
 def _differences(old, new, prefix="") -> list[str]:

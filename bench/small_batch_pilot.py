@@ -41,8 +41,9 @@ def cells() -> list[tuple[str, list[str]]]:
             for lr in LRS:
                 for norm in ("bn", "gn"):
                     out.append((f"{norm}_w{width}_lr{lr}_s{seed}",
-                                [f"norm={norm}", f"model.width={width}", f"model.gn_groups={width // 2}",
-                                 f"optim.base_lr={lr}", f"seed={seed}"]))
+                                # GN's G: norm.num_groups=null gives width / 2 at these widths
+                                [f"norm={norm}", f"model.width={width}", f"optim.base_lr={lr}",
+                                 f"seed={seed}"]))
     return out
 
 

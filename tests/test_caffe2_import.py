@@ -66,6 +66,7 @@ def write_pickle(path, blobs, wrap=True):
     return path
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(("kind", "with_statistics"), [("gn", True), ("bn", True), ("bn", False)])
 def test_detectron_2d_inflates_to_the_2d_forward(kind, with_statistics, tmp_path):
     net2d = random_resnet50(kind)
@@ -149,6 +150,7 @@ def test_nonlocal_i3d_lands_weight_by_weight(tmp_path):
         torch.testing.assert_close(state[expected_name(key)], want, rtol=0, atol=0, msg=key)
 
 
+@pytest.mark.heavy
 def test_missing_and_unexpected_keys_are_listed(tmp_path):
     blobs = nonlocal_i3d_blobs()
     del blobs["res4_2_branch2b_w"]
@@ -162,6 +164,7 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
     assert "missing from checkpoint (1): res4_2_branch2b_w (ours: res4.2.conv_b.weight)" in msg
 
 
+@pytest.mark.heavy
 def test_a_gn_checkpoint_into_a_bn_network_says_which_norm(tmp_path):
     path = write_pickle(tmp_path / "R-50-GN.pkl", detectron_blobs(random_resnet50("gn"), "gn"))
     net = build_model(arch="i3d", depth=50, norm=NormSpec("bn"), num_classes=400)
@@ -169,6 +172,7 @@ def test_a_gn_checkpoint_into_a_bn_network_says_which_norm(tmp_path):
         load_caffe2(net, path, inflate=True, include_head=False)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("norm", ["gn", "ln", "in"])
 @pytest.mark.parametrize("with_statistics", [True, False])
 def test_a_bn_checkpoint_into_a_gn_family_network_is_refused(tmp_path, norm, with_statistics):

@@ -14,6 +14,9 @@ import pytest
 import torch
 from conftest import REPO, TINY, top1_of_checkpoint, top1_of_module
 
+# Every test here runs a README command in a subprocess: the end-to-end tier.
+pytestmark = pytest.mark.heavy
+
 # TINY without the keys the commands below set themselves.
 SHRINK = [o for o in TINY if not o.startswith(("data.generate", "data.batch_size_per_device"))]
 ONE_BATCH = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",

@@ -61,6 +61,7 @@ def download(testdata, tmp_path):
     return ann, dl, rows
 
 
+@pytest.mark.heavy
 def test_prepare_manifest_report_and_outputs(download, tmp_path, testdata):
     ann, dl, rows = download
     out = tmp_path / "prepared"
@@ -143,6 +144,7 @@ def test_cli_malformed_annotation_exits_with_location(tmp_path):
     assert r.returncode == 2 and "bad.csv:2: time_start 'x' is not a number" in r.stderr
 
 
+@pytest.mark.heavy
 def test_interrupted_run_leaves_no_half_written_clip(testdata, tmp_path):
     # Twelve real K400 rows, each "downloaded" as the 280-frame demo clip, so the run is busy when killed.
     rows = read_annotations(testdata / K400_VAL)[:12]
@@ -182,6 +184,7 @@ def test_interrupted_run_leaves_no_half_written_clip(testdata, tmp_path):
     assert not list((out / "val").glob(".*tmp*"))
 
 
+@pytest.mark.heavy
 def test_sharded_prep_then_merge_equals_one_prep(testdata, tmp_path):
     """README: `--shard K/N` on N machines (or a SLURM array) into one --out, then `--merge`."""
     rows = read_annotations(testdata / K400_VAL)[:8]

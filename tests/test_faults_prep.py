@@ -114,6 +114,7 @@ def test_bad_rows_are_reported_with_file_line_and_reason_and_good_rows_kept(test
         read_annotations(path)
 
 
+@pytest.mark.heavy
 def test_cli_reports_bad_rows_and_never_writes_outside_out(testdata, tmp_path):
     header, good = real_csv_lines(testdata, 1)
     row = next(csv.reader([good]))
@@ -200,6 +201,7 @@ def test_truncated_downloads_in_both_mp4_layouts_are_reported_not_kept(testdata,
 
 # --- several annotation files into one --out --------------------------------------------------------
 
+@pytest.mark.heavy
 def test_several_annotation_files_share_one_class_list_and_keep_each_report(testdata, tmp_path):
     header, *lines = real_csv_lines(testdata, 3)
     rows = list(csv.reader(lines))
@@ -266,6 +268,7 @@ def twelve_rows(testdata, tmp_path, n=12):
     return ann, videos, rows
 
 
+@pytest.mark.heavy
 def test_full_disk_stops_clearly_and_a_rerun_after_freeing_space_prepares_everything(testdata, tmp_path):
     ann, videos, rows = twelve_rows(testdata, tmp_path, 6)
     with small_filesystem(tmp_path / "disk", "600k") as disk:  # room for about two clips
@@ -347,6 +350,7 @@ def start_prep_and_wait_for_work(cmd, out):
     return proc
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", ["ctrl_c", "sigterm", "sigkill_parent"])
 def test_stopping_the_prep_leaves_no_workers_and_no_half_written_files(testdata, tmp_path, how):
@@ -374,6 +378,7 @@ def test_stopping_the_prep_leaves_no_workers_and_no_half_written_files(testdata,
     assert len(read_manifest(out, "val")) == 12
 
 
+@pytest.mark.heavy
 def test_a_second_prep_into_the_same_out_fails_clearly_and_the_first_finishes(testdata, tmp_path):
     ann, videos, rows = twelve_rows(testdata, tmp_path, 6)
     out = tmp_path / "out"

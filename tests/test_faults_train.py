@@ -150,6 +150,7 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there: 
     ("+trainer.strategy=ddp_spawnn", "error: trainer.strategy=ddp_spawnn: You selected an invalid strategy name"),
     ("trainer.precision=fp8", "error: trainer.precision=fp8: Precision 'fp8' is invalid"),
 ])
+@pytest.mark.heavy
 def test_cli_config_error_is_one_line_and_no_run_folder(data, tmp_path, override, message):
     proc = run_py(tmp_path, f"data.root={data}", *override.split())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -164,6 +165,7 @@ def metrics_rows(run: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.heavy
 def test_resume_keeps_every_earlier_metrics_row(data, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(data, run, "trainer.max_epochs=1", "test_after_fit=false"))
@@ -177,6 +179,7 @@ def test_resume_keeps_every_earlier_metrics_row(data, tmp_path):
     assert len(steps) == len(set(steps))  # no row logged twice
 
 
+@pytest.mark.heavy
 def test_corrupt_last_checkpoint_is_a_clear_error_before_anything_changes(data, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(data, run, "trainer.max_epochs=1", "test_after_fit=false"))
@@ -223,6 +226,7 @@ def test_failed_checkpoint_write_keeps_the_previous_ones(data, tmp_path, monkeyp
     assert checkpoint_epoch(run / "checkpoints" / "last.ckpt") == 2
 
 
+@pytest.mark.heavy
 def test_real_full_disk_during_a_checkpoint_keeps_the_previous_ones(data, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

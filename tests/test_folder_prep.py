@@ -86,6 +86,7 @@ def manifests(out: Path) -> dict[str, list]:
     return {s: read_manifest(out, s) for s in SPLITS}
 
 
+@pytest.mark.heavy
 def test_class_folders_become_a_dataset_that_trains(class_folders, tmp_path):
     """The README's commands as typed (prep, then train), from a fresh folder: every usable video in
     exactly one manifest row with its class and exact frame count; the split stratified by the
@@ -142,6 +143,7 @@ def test_class_folders_become_a_dataset_that_trains(class_folders, tmp_path):
     assert len(results["per_class_top1"]) == 3
 
 
+@pytest.mark.heavy
 def test_a_class_count_that_disagrees_with_classes_txt_is_refused(tmp_path):
     out = tmp_path / "prepared"
     out.mkdir()
@@ -233,6 +235,7 @@ def test_hmdb51_official_split(tmp_path, testdata):
         ["brush_hair/d_brush_3.avi", "cartwheel/g_cart_2.avi"]
 
 
+@pytest.mark.heavy
 def test_finetune_a_checkpoint_of_ours_onto_new_classes(tmp_path, testdata, tiny_data):
     """A 3-class checkpoint of ours fine-tunes onto a 2-class folder: its classifier replaced (one
     log line naming both counts), every other tensor loaded, results.json's init record says so."""
@@ -258,6 +261,7 @@ def test_finetune_a_checkpoint_of_ours_onto_new_classes(tmp_path, testdata, tiny
     assert loaded["classifier"].startswith("new (2 classes")
 
 
+@pytest.mark.heavy
 def test_two_shards_then_merge_give_the_one_run_dataset(class_folders, tmp_path):
     """--shard K/N and --merge, the Kinetics prep's machinery: the merged manifests, class list and
     report lists equal one unsharded preparation's."""

@@ -152,6 +152,7 @@ def test_the_model_trains_the_same_with_the_lean_gn(tiny_data, tmp_path):
         torch.testing.assert_close(final["lean"][name], value, rtol=1e-3, atol=1e-4, msg=name)
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(BACKEND == "triton", reason="this is the runner")
 def test_triton_kernels_under_the_interpreter():
     """The same tests with norm.impl's Triton kernels, interpreted on the CPU."""

@@ -134,6 +134,7 @@ def test_sample_shapes_per_mode(dataset_dir, decoder):
     assert test.shape == (30, 3, 8, 64, 64)  # [V = 10 clips x 3 crops, C, T, S, S]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("decoder", ["pyav", "decord"])
 def test_cached_videos_give_the_same_samples_and_decode_each_video_once(dataset_dir, decoder, monkeypatch):
     """data.cache_videos decodes the whole video once; every later sample is cut from memory and is

@@ -114,3 +114,26 @@ def test_every_model_and_norm_option_composes_and_builds(model_name, norm_name):
     with torch.no_grad():
         out = model(torch.randn(1, 3, 8, 64, 64))
     assert out.shape == (1, cfg.data.num_classes) and torch.isfinite(out).all()
+
+
+def test_gn_groups_are_set_one_way_and_default_to_the_models_fit(tmp_path):
+    """norm.num_groups: null gives each model the paper's G=32, or fewer so its narrowest norm layer
+    keeps 2 channels per group (counted on the built network); G and channels per group together are
+    refused; the key that used to set G says where it went."""
+    from video_gn.config.checks import check_config
+    from video_gn.config.overrides import explain_unknown_key
+    from video_gn.errors import ConfigError
+    from video_gn.models.norm import norm_layers
+
+    for overrides, expected in ((["model=i3d_r50", "data.num_classes=400"], 32), ([], 16),
+                                (["model.width=8"], 4), (["model.width=12"], 6)):
+        cfg = compose_config(overrides, output_dir=tmp_path)
+        plan = check_config(cfg)
+        assert plan.norm["num_groups"] == expected
+        net = build_network(OmegaConf.to_container(cfg.model, resolve=True),
+                            OmegaConf.to_container(cfg.norm, resolve=True), cfg.data.num_classes)
+        per_group = [layer.channels_per_group for layer in norm_layers(net)]
+        assert min(per_group) == 2 and {layer.groups for layer in norm_layers(net)} == {expected}
+    with pytest.raises(ConfigError, match="norm.num_groups=8 and norm.group_size=4: .* give one"):
+        check_config(compose_config(["norm.num_groups=8", "norm.group_size=4"], output_dir=tmp_path))
+    assert "norm.num_groups" in explain_unknown_key("model.gn_groups", ["model.gn_groups=8"])

@@ -204,6 +204,7 @@ def multigrid_config(root, out, *overrides):
                            "+callbacks.probe._target_=test_multigrid.Probe", *overrides], output_dir=out)
 
 
+@pytest.mark.heavy
 def test_gn_trains_under_long_short_without_a_rebuild(multigrid_data, tmp_path):
     cfg = multigrid_config(multigrid_data, tmp_path, "norm=gn", "multigrid=long_short",
                            "test_after_fit=false")
@@ -233,6 +234,7 @@ def test_gn_trains_under_long_short_without_a_rebuild(multigrid_data, tmp_path):
     assert measurement({**results, "test_top1": 0.5})[0].max_epochs == 4
 
 
+@pytest.mark.heavy
 def test_a_run_resumed_mid_cycle_continues_in_the_same_phase(multigrid_data, tmp_path):
     common = ("norm=gn", "multigrid=long", "test_after_fit=false")
     Probe.steps = []
@@ -276,6 +278,7 @@ def test_multigrid_config_errors_name_the_key(multigrid_data, tmp_path):
         train(cfg)
 
 
+@pytest.mark.heavy
 def test_summary_prints_the_schedule_at_constant_memory():
     out = subprocess.run([sys.executable, "-m", "video_gn.summary", "model=small", "data=synthetic",
                           "multigrid=long_short", "summary.format=json"], cwd=USER_DIR, capture_output=True,

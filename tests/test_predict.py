@@ -57,6 +57,7 @@ def predict_cli(cwd, *args):
                           capture_output=True, text=True, timeout=600, env=env)
 
 
+@pytest.mark.heavy
 def test_checkpoint_alone_predicts_like_the_test(trained, tmp_path):
     run, data = trained
     # The checkpoint the run's test used (the best on val; the last one may differ)
@@ -92,6 +93,7 @@ def test_checkpoint_alone_predicts_like_the_test(trained, tmp_path):
     assert correct / len(out["predictions"]) == pytest.approx(results["test_top1"])  # the run's own number
 
 
+@pytest.mark.heavy
 def test_predict_reads_every_real_container_and_names_a_bad_file(trained, testdata, tmp_path):
     run, _ = trained
     videos = sorted((testdata / "videos").iterdir())
@@ -107,6 +109,7 @@ def test_predict_reads_every_real_container_and_names_a_bad_file(trained, testda
         assert abs(sum(shares) - 100) < 0.1 and shares == sorted(shares, reverse=True)
 
 
+@pytest.mark.heavy
 def test_predict_a_nonlocal_release_pickle_with_its_label_map(testdata, tmp_path):
     from test_caffe2_import import nonlocal_i3d_blobs, write_pickle
 
@@ -121,6 +124,7 @@ def test_predict_a_nonlocal_release_pickle_with_its_label_map(testdata, tmp_path
     assert missing.returncode == 2 and "give --classes FILE" in missing.stderr
 
 
+@pytest.mark.heavy
 def test_predict_a_pytorchvideo_zoo_model_with_its_label_map(testdata, tmp_path):
     """`python -m video_gn.predict I3D_8x8_R50.pyth clip.mp4 --classes label_map.txt`: the architecture
     is read from the weights; the release's 8x8 clip settings; its probabilities are pytorchvideo's."""
@@ -148,6 +152,7 @@ def test_predict_a_pytorchvideo_zoo_model_with_its_label_map(testdata, tmp_path)
     assert missing.returncode == 2 and "is a pytorchvideo checkpoint without class names" in missing.stderr
 
 
+@pytest.mark.heavy
 def test_predictions_csv_per_class_results_and_confusion_matrix(trained, tmp_path):
     run, data = trained
     results = json.loads((run / "results.json").read_text())
@@ -180,6 +185,7 @@ def test_predictions_csv_per_class_results_and_confusion_matrix(trained, tmp_pat
     assert pairs == counted  # the matrix's off-diagonal counts are the predictions' mistakes
 
 
+@pytest.mark.heavy
 def test_a_checkpoint_trained_with_triton_gn_predicts_and_evaluates_on_a_cpu(tiny_data, tmp_path):
     """Trained with norm.impl=triton and channels_last_3d (the Triton interpreter stands in for the GPU):
     how the run computed GN is not part of the network, so predict and `train=false` on a CPU without

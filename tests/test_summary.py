@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, compose_config
 
 from video_gn.summary import format_table, summarize
 
 
+@pytest.mark.heavy
 def test_summary_cli_json_reports_paper_model():
     out = subprocess.run(
         [sys.executable, "-m", "video_gn.summary", "model=i3d_r50", "norm=gn", "summary.format=json"],
@@ -20,6 +22,7 @@ def test_summary_cli_json_reports_paper_model():
     assert 60 < s["gflops"] < 70  # 2 FLOPs per multiply-add; docs/reference.md gives 66
 
 
+@pytest.mark.heavy
 def test_summary_64_frames_doubles_time_and_flops():
     s32 = summarize(compose_config(["norm=bn"], config_name="summary"))
     s64 = summarize(compose_config(["norm=bn", "data.frames_per_clip=64"], config_name="summary"))
@@ -34,6 +37,7 @@ def test_summary_64_frames_doubles_time_and_flops():
 SMALL_WIDTHS = [32, 32, 32, 64, 64, 64, 128, 128, 128, 256, 256, 256]
 
 
+@pytest.mark.heavy
 def test_summary_prints_channels_per_group_and_the_shipped_groups_never_make_instance_norm():
     s = summarize(compose_config(["model=small", "data=synthetic"], config_name="summary"))
     layers = s["norm_layers"]

@@ -1,6 +1,7 @@
 """The generated default dataset: deterministic, and its classes need motion to be told apart."""
 
 import numpy as np
+import pytest
 
 from data_prep.synthetic import CLASSES, HARD_CLASSES, generate, render_clip, render_hard_clip
 from video_gn.data.decode import read_frames
@@ -61,6 +62,7 @@ def test_one_frame_does_not_give_the_class_away_but_motion_does():
     assert motion_acc > appearance_acc, (motion_acc, appearance_acc)
 
 
+@pytest.mark.heavy
 def test_hard_variant_is_deterministic_and_balanced(tmp_path):
     sizes = {"train": 2, "val": 1, "test": 1}
     a, b = (generate(tmp_path / name, num_classes=12, clips_per_class=sizes, frames=12, seed=3, workers=1,
@@ -82,6 +84,7 @@ def _frame_features(frame: np.ndarray) -> np.ndarray:
     return np.concatenate([small.ravel(), pixels.mean(0), pixels.std(0)])
 
 
+@pytest.mark.heavy
 def test_hard_variant_one_frame_does_not_give_the_class_away():
     """A nearest-centroid classifier on single frames (any moment of the clip) stays near chance."""
     rng = np.random.default_rng(0)

@@ -162,6 +162,7 @@ def assert_same_tensors(a, b, where=""):
         assert a == b, where
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_run_interrupted_and_resumed_ends_with_the_same_weights(tiny_data, tmp_path, workers):
     """3 epochs straight vs the same command stopped after epoch 0 (same max_epochs: the LR schedule
@@ -190,6 +191,7 @@ def test_a_run_interrupted_and_resumed_ends_with_the_same_weights(tiny_data, tmp
     assert 0 < interrupted["run_wall_time_s"] < resumed["wall_time_s"]
 
 
+@pytest.mark.heavy
 def test_the_same_command_gives_the_same_weights_whatever_the_workers(tiny_data, tmp_path):
     """Twice the same command, and once with loader workers: identical weights and val history. On
     old main each worker drew its own crops (worker seeds), so data.num_workers changed the numbers."""
@@ -254,6 +256,7 @@ def ddp_cpu_run(tiny_data, tmp_path, norm):
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
+@pytest.mark.heavy
 def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     r0, r1 = ddp_cpu_run(tiny_data, tmp_path, "bn")
     # Each rank read its own shard of the 12 training clips.
@@ -292,6 +295,7 @@ class NormBufferProbe(L.Callback):
             self._save(trainer, module, "val")
 
 
+@pytest.mark.heavy
 def test_ddp_bn_validates_with_the_statistics_its_checkpoint_saves(tiny_data, tmp_path):
     """BN per device during training (the ranks' statistics differ), one network at every validation
     (rank 0's statistics on both ranks): the logged val top-1 is the saved checkpoint's, and the test
@@ -326,6 +330,7 @@ def test_ddp_bn_validates_with_the_statistics_its_checkpoint_saves(tiny_data, tm
         assert list(csv.DictReader(f)) == list(csv.DictReader(g))
 
 
+@pytest.mark.heavy
 def test_syncbn_on_cpu_ddp_is_a_clear_error(tiny_data, tmp_path):
     # PyTorch's SyncBatchNorm syncs over CUDA devices only; on CPU the run must say so, not hang.
     with pytest.raises(Exception, match="norm=syncbn syncs BN statistics over GPUs only"):
@@ -397,6 +402,7 @@ def test_bad_videos_count_once_survive_resume_and_are_listed(tiny_data, tmp_path
     assert (first["load_failures"], results["load_failures"]) == (2, 3)
 
 
+@pytest.mark.heavy
 def test_a_test_video_is_scored_once_or_left_out_never_swapped(tiny_data, tmp_path):
     """The test split gains a 72 px wide H.264 clip (decord refuses that width; PyAV reads it) and a
     truncated file (neither reads it). The first is scored once, through PyAV; the second is left out
@@ -436,6 +442,7 @@ def test_a_test_video_is_scored_once_or_left_out_never_swapped(tiny_data, tmp_pa
     assert "; pyav: " in failures[str(data / "test" / "truncated.mp4")]
 
 
+@pytest.mark.heavy
 def test_the_split_that_picks_the_checkpoint_never_tests_it(tiny_data, tmp_path):
     """Kinetics tests on val: the last checkpoint is tested there, and results.json says so. With a
     separate test split, the best checkpoint on val is tested on it."""
@@ -454,6 +461,7 @@ def test_the_split_that_picks_the_checkpoint_never_tests_it(tiny_data, tmp_path)
     assert on_test == pytest.approx(top1_of_checkpoint(best, tiny_data, "test"))
 
 
+@pytest.mark.heavy
 def test_val_history_holds_every_validation_that_ran_and_only_those(tiny_data, tmp_path):
     # Validation every 2nd epoch of 5: epochs 1 and 3 ran one. The monitored value ties at every
     # validation, so the best checkpoint is the first (epoch 1) — testing it must not cut the history.
@@ -468,6 +476,7 @@ def test_val_history_holds_every_validation_that_ran_and_only_those(tiny_data, t
     assert best.name.startswith("epoch001")
 
 
+@pytest.mark.heavy
 def test_ddp_evaluates_every_video_exactly_once(tiny_data, tmp_path):
     """5 val and 5 test videos on 2 ranks: Lightning's sampler would pad to 6 (one video twice)."""
     data = tmp_path / "data"

@@ -67,6 +67,7 @@ def stage_shapes(model, clip, modules) -> list[tuple]:
     return shapes, logits
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("arch", sorted(ZOO))
 def test_zoo_model_gives_pytorchvideos_logits_and_shapes(arch, tmp_path):
     reference = reference_model(arch)
@@ -82,6 +83,7 @@ def test_zoo_model_gives_pytorchvideos_logits_and_shapes(arch, tmp_path):
     torch.testing.assert_close(my_logits, their_logits, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.heavy
 def test_a_larger_test_view_averages_like_their_head(tmp_path):
     """256 px crops of the 224 px model: their head averages a 7x7 window sliding over the 8x8 map."""
     reference = reference_model("i3d_8x8")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
+from .models import model_gn_groups
 from .training.multigrid import MultigridSchedule, schedule_from_config
 
 
@@ -24,8 +25,9 @@ class RunPlan:
         base_epochs: the base schedule's epochs: ``trainer.max_epochs``, or under multigrid
             ``multigrid.base_epochs`` (which defaults to it).
         schedule: the multigrid schedule (None: the base clip shape throughout).
-        norm: the network's norm settings: ``cfg.norm``, and for BN under multigrid with
-            ``bn_statistics=sub_batch`` its ``sub_batch`` (the base clips per device).
+        norm: the network's norm settings: ``cfg.norm`` with GN's G resolved (``norm.num_groups:
+            null`` -> the model's), and for BN under multigrid with ``bn_statistics=sub_batch`` its
+            ``sub_batch`` (the base clips per device).
         bn_statistics: BN under multigrid: ``sub_batch`` or ``whole_batch`` (None otherwise).
     """
 
@@ -58,6 +60,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     """The plan of the run ``cfg`` describes (its values already checked)."""
     train = bool(cfg.get("train", True))
     norm = OmegaConf.to_container(cfg.norm, resolve=True)
+    if norm["kind"] == "gn" and norm.get("num_groups") is None and norm.get("group_size") is None:
+        norm["num_groups"] = model_gn_groups(OmegaConf.to_container(cfg.model, resolve=True),
+                                             cfg.data.num_classes)
     schedule = multigrid_schedule(cfg) if train else None
     bn_statistics = None
     if schedule is not None and norm["kind"] in ("bn", "syncbn"):

@@ -21,7 +21,7 @@ from ..data.datamodule import SHORT_VIDEOS
 from ..data.decode import DECODERS
 from ..errors import ConfigError
 from ..models import build_network
-from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, instance_norm_warning
+from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, default_groups, instance_norm_warning
 from ..plan import RunPlan, plan_run
 from ..training.multigrid import BN_STATISTICS
 from ..training.multigrid import KINDS as MULTIGRID_KINDS
@@ -141,6 +141,11 @@ def _check_network(cfg: DictConfig) -> torch.nn.Module:
     widths = sorted({m.num_features for m in probe.modules() if isinstance(m, torch.nn.BatchNorm3d)})
     common = reduce(math.gcd, widths)
     if norm.get("kind") == "gn":
+        if norm.get("group_size") is not None and norm.get("num_groups") is not None:
+            raise ConfigError(f"norm.num_groups={norm['num_groups']} and norm.group_size={norm['group_size']}: "
+                              "GN's groups are set one way, give one (G, or channels per group)")
+        if norm.get("num_groups") is None and norm.get("group_size") is None:
+            norm = {**norm, "num_groups": default_groups(widths[0])}  # the model's G (build_network's)
         if norm.get("group_size") is not None:
             size = norm["group_size"]
             if not isinstance(size, int) or size < 1 or common % size:

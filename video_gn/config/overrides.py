@@ -46,8 +46,15 @@ def _trainer_arguments() -> set[str]:
     return set(inspect.signature(lightning.Trainer.__init__).parameters) - {"self"}
 
 
+# keys that moved: what to type instead
+MOVED_KEYS = {"model.gn_groups": "GN's groups are norm.num_groups (G; null = the model's) or "
+                                 "norm.group_size (channels per group)"}
+
+
 def explain_unknown_key(key: str, overrides: list[str]) -> str:
     """``key`` (``data.batch_size``) is not in the composed config: what to type instead."""
+    if key in MOVED_KEYS:
+        return f"{key} is not a key any more: {MOVED_KEYS[key]}"
     others = [o for o in overrides if not re.match(rf"^{re.escape(key)}=", o)]
     # The config the other overrides make: keys depend on the chosen groups (data=kinetics400, ...).
     cfg = _compose([_first_choice(o) for o in others

@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
+
+import torch
 
 from ..errors import ConfigError, WeightsFileError
 from .caffe2_import import load_caffe2
 from .inflate import inflate_from_2d
-from .norm import NormSpec, is_norm
+from .norm import NormSpec, default_groups, is_norm
 from .ours import load_ours
 from .resnet3d import ResNet3d, build_model
 from .weights_file import identify
 from .zoo_import import load_zoo
 
-# conf/model keys that are not architecture settings: how to initialise, load and run the network,
-# and the GN group count that fits its widths (read by conf/norm/gn.yaml).
 log = logging.getLogger(__name__)
 
+# conf/model keys that are not architecture settings: how to initialise, load and run the network
+# (and gn_groups, which configs and checkpoints written before norm.num_groups: null still carry).
 RUNTIME_KEYS = ("init", "pretrained_2d", "pretrained_3d", "channels_last_3d", "compile", "gn_groups")
+
+
+def architecture_of(model_cfg: Mapping) -> dict:
+    """The ``build_model`` settings of a ``conf/model`` mapping."""
+    arch_kwargs = {k: v for k, v in model_cfg.items() if k not in RUNTIME_KEYS}
+    if "blocks_per_stage" in arch_kwargs:  # a ListConfig from YAML
+        arch_kwargs["blocks_per_stage"] = tuple(arch_kwargs["blocks_per_stage"])
+    return arch_kwargs
+
+
+def model_gn_groups(model_cfg: Mapping, num_classes: int) -> int:
+    """GN's G for ``norm.num_groups: null``: ``norm.default_groups`` of the model's narrowest norm
+    layer (found on a weightless copy of the network)."""
+    with torch.device("meta"):
+        probe = build_model(norm=NormSpec("bn"), num_classes=num_classes, **architecture_of(model_cfg))
+    return default_groups(min(m.num_features for m in probe.modules() if isinstance(m, torch.nn.BatchNorm3d)))
 
 
 def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> ResNet3d:
@@ -30,10 +49,10 @@ def build_network(model_cfg: Mapping, norm_cfg: Mapping, num_classes: int) -> Re
     both counts), everything else loads. ``model.init_loaded`` says what was loaded (results.json's
     init record).
     """
-    arch_kwargs = {k: v for k, v in model_cfg.items() if k not in RUNTIME_KEYS}
-    if "blocks_per_stage" in arch_kwargs:  # a ListConfig from YAML
-        arch_kwargs["blocks_per_stage"] = tuple(arch_kwargs["blocks_per_stage"])
-    model = build_model(norm=NormSpec.from_config(norm_cfg), num_classes=num_classes, **arch_kwargs)
+    spec = NormSpec.from_config(norm_cfg)
+    if spec.kind == "gn" and spec.num_groups is None and spec.group_size is None:
+        spec = dataclasses.replace(spec, num_groups=model_gn_groups(model_cfg, num_classes))
+    model = build_model(norm=spec, num_classes=num_classes, **architecture_of(model_cfg))
     for key in ("pretrained_2d", "pretrained_3d"):
         if model_cfg.get(key):
             target = list(model.state_dict())

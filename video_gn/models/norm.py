@@ -134,8 +134,18 @@ def instance_norm_warning(layers: list[NormLayer], kind: str) -> str | None:
     others = f" and {len(single) - 1} more layer(s)" if len(single) > 1 else ""
     return (f"warning: norm=gn has 1 channel per group in {first.name} ({first.groups} groups over "
             f"{first.channels} channels){others}: GN is InstanceNorm there, the paper's worst group size; "
-            f"use norm.num_groups={max(1, first.channels // 2)} or norm.group_size=2 (model.gn_groups "
-            "is the G that fits each model)")
+            f"use norm.num_groups={max(1, first.channels // 2)} or norm.group_size=2 (norm.num_groups=null "
+            "picks the G that fits the model)")
+
+
+PAPER_GROUPS = 32  # the paper's G for ResNet-50, whose narrowest norm layer has 64 channels
+
+
+def default_groups(narrowest: int) -> int:
+    """GN's G when ``norm.num_groups`` is null: the paper's 32, or fewer so that the model's narrowest
+    norm layer keeps 2 channels per group (the paper's ResNet-50 ratio), so GN never collapses to
+    InstanceNorm (1 channel per group, the paper's worst group size, its Table 3)."""
+    return max(1, min(PAPER_GROUPS, narrowest // 2))
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,9 @@ class NormSpec:
 
     Args:
         kind: one of ``bn, syncbn, frozen_bn, gn, ln, in, none``.
-        num_groups: GN groups G (the paper's default 32). Ignored if ``group_size`` is set.
+        num_groups: GN groups G (the paper's 32); None (``norm.num_groups: null``, the config's
+            default): the model's, ``default_groups`` of its narrowest layer, which
+            ``models.build_network`` resolves. ``group_size``, if set, is used instead.
         group_size: channels per GN group instead of a fixed G (G = C / group_size).
         eps: numerical epsilon of every kind.
         momentum: running-statistics momentum of the BN kinds.
@@ -154,7 +166,7 @@ class NormSpec:
     """
 
     kind: str = "gn"
-    num_groups: int = 32
+    num_groups: int | None = PAPER_GROUPS
     group_size: int | None = None
     eps: float = 1e-5
     momentum: float = 0.1
@@ -189,6 +201,8 @@ class NormSpec:
                     f"{name}: norm.group_size={self.group_size} does not divide its {channels} channels"
                 )
             return channels // self.group_size
+        if self.num_groups is None:
+            raise ValueError(f"{name}: GN's groups are not resolved (models.build_network resolves them)")
         if channels % self.num_groups:
             raise ValueError(
                 f"{name}: norm.num_groups={self.num_groups} does not divide its {channels} channels "
