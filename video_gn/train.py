@@ -88,9 +88,9 @@ def fit_and_test(run: RunInputs) -> float | None:
     ckpt_path, started = resume.ckpt_path, time.time() - resume.earlier_wall_time
     init = init_record(cfg.model)  # fails fast on an undecided init, before any work
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data, seed=cfg.seed, first_epoch=resume.epoch)
-    if plan.schedule:  # multigrid=long|long_short
-        datamodule.use_multigrid(plan.schedule)
+    # partial first: Hydra would turn the schedule (a dataclass) into a config if given as a kwarg
+    datamodule = hydra.utils.instantiate(cfg.data, _partial_=True)(
+        seed=cfg.seed, first_epoch=resume.epoch, multigrid=plan.schedule)  # None unless multigrid is on
     module = build_module(cfg, plan)
     init = with_what_loaded(init, module.net)
     record = {"init": init, "seed": cfg.seed, "max_epochs": plan.epochs, "multigrid": plan.multigrid_record()}

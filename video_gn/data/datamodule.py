@@ -42,6 +42,9 @@ class VideoDataModule(L.LightningDataModule):
         seed: the run's seed: the training order and every training clip's random choices derive
             from it (``train_sampler``), whatever the workers.
         first_epoch: the epoch training starts at (a resumed run's: ``record.checkpoints.Resume``).
+        multigrid: the run plan's multigrid schedule (``training.multigrid``): training batches of
+            epoch ``e`` take its shapes, drawn from ``seed + e``; val and test keep the base shape.
+            None: the base shape throughout.
     """
 
     def __init__(self, *, root: str, num_classes: int, frames_per_clip: int, frame_stride: int,
@@ -52,7 +55,7 @@ class VideoDataModule(L.LightningDataModule):
                  num_workers: int = 4, max_retries: int = 10, generate: Callable | None = None,
                  train_split: str = "train", val_split: str = "val", test_split: str = "test",
                  short_videos: str = "skip", cache_videos: bool = False, name: str = "", seed: int = 0,
-                 first_epoch: int = 0):
+                 first_epoch: int = 0, multigrid=None):
         super().__init__()
         self.seed, self.first_epoch = seed, first_epoch
         self.root, self.name = Path(root), name
@@ -65,7 +68,8 @@ class VideoDataModule(L.LightningDataModule):
         # path -> why, for manifest rows left out before the first step (LoadFailureLog counts them)
         self.unusable_videos: dict[str, str] = {}
         self.mean, self.std = tuple(mean), tuple(std)
-        self.multigrid = None  # a training.multigrid.MultigridSchedule: use_multigrid
+        self.multigrid = multigrid  # a training.multigrid.MultigridSchedule, or None
+        self.classes: list[str] = []  # <root>/classes.txt, read in setup
         self._multigrid_loader: DataLoader | None = None
         self.settings = ClipSettings(
             frames_per_clip=frames_per_clip, frame_stride=frame_stride, crop_size=crop_size,
@@ -124,16 +128,11 @@ class VideoDataModule(L.LightningDataModule):
                     "usable training videos per device: lower data.batch_size_per_device or use "
                     "multigrid=long")
 
-    def use_multigrid(self, schedule) -> None:
-        """Train on ``schedule``'s shapes (``training.multigrid``), the batches of epoch ``e`` drawn from
-        ``seed + e``; val and test keep the base shape."""
-        self.multigrid = schedule
-
     def inference_settings(self) -> dict:
         """What ``video_gn.predict`` needs to classify a video like the test does (saved in every
         checkpoint): class names and the test's clip, crop and normalisation settings."""
         s = self.settings
-        return {"dataset": self.name, "classes": list(getattr(self, "classes", [])),
+        return {"dataset": self.name, "classes": list(self.classes),
                 "frames_per_clip": s.frames_per_clip, "frame_stride": s.frame_stride,
                 "crop_size": s.crop_size, "eval_short_side": s.eval_short_side,
                 "num_test_clips": s.num_test_clips, "num_test_crops": s.num_test_crops,

@@ -49,9 +49,11 @@ def trainer_for(cfg: DictConfig, module: L.LightningModule, extra_callbacks: lis
         # the batch sampler shards the training set itself (ShapeBatchSampler), Lightning must not
         overrides = {"max_epochs": multigrid.epochs, "reload_dataloaders_every_n_epochs": 1,
                      "use_distributed_sampler": False}
-    # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens when
-    # asked to (a tracking_uri=sqlite:///... or a server needs no such flag).
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    if any("MLFlowLogger" in str(c.get("_target_", "")) for c in (cfg.get("logger") or {}).values() if c):
+        # logger=mlflow keeps a plain mlruns/ folder: MLflow's file store, which MLflow 3 only opens
+        # when asked to, by this variable, read from the environment (a tracking_uri=sqlite:///... or
+        # a server needs no such flag); set for runs that log to MLflow only
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     trainer = build_trainer(cfg, callbacks, instantiate_group(cfg.get("logger")) or False, **overrides)
     if trainer.is_global_zero:
         log_config(trainer.loggers, cfg)
