@@ -199,7 +199,7 @@ def test_a_checkpoint_trained_with_triton_gn_predicts_and_evaluates_on_a_cpu(tin
                  "trainer.max_epochs=1", "test_after_fit=false"]
     env = {k: v for k, v in os.environ.items() if k not in ("PROJECT_ROOT", "TRITON_INTERPRET")}
     proc = subprocess.run([sys.executable, str(REPO / "run.py"), *overrides, "norm.impl=triton",
-                           "model.channels_last_3d=true", f"hydra.run.dir={run}"], cwd=tmp_path,
+                           "runtime.channels_last_3d=true", f"hydra.run.dir={run}"], cwd=tmp_path,
                           env={**env, "TRITON_INTERPRET": "1"}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = run / "checkpoints" / "last.ckpt"

@@ -357,14 +357,14 @@ def test_channels_last_3d_matches_contiguous(tiny_data, tmp_path):
     torch.testing.assert_close(cl.net.stem.conv.weight.grad, plain.net.stem.conv.weight.grad,
                                rtol=1e-3, atol=1e-5)
     # And through the real training job.
-    cfg = tiny_config(tiny_data, tmp_path, *ONE_BATCH, "model.channels_last_3d=true")
+    cfg = tiny_config(tiny_data, tmp_path, *ONE_BATCH, "runtime.channels_last_3d=true")
     train(cfg)
     assert json.loads((tmp_path / "results.json").read_text())["global_step"] == 1
 
 
 @pytest.mark.slow
 def test_torch_compile_trains(tiny_data, tmp_path):
-    cfg = tiny_config(tiny_data, tmp_path, *ONE_BATCH, "model.compile=true")
+    cfg = tiny_config(tiny_data, tmp_path, *ONE_BATCH, "runtime.compile=true")
     train(cfg)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["global_step"] == 1 and results["test_top1"] is not None

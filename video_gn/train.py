@@ -132,15 +132,22 @@ def evaluate(run: RunInputs) -> float | None:
 
 def build_module(cfg: DictConfig, plan: RunPlan) -> VideoClassifier:
     """The module of the configured network, with the plan's norm settings and multigrid kind."""
+    # the runtime keys travel in the model mapping the module keeps (its hyperparameters, as always)
+    model = {**OmegaConf.to_container(cfg.model, resolve=True), **runtime_of(cfg)}
     return VideoClassifier(
-        model=OmegaConf.to_container(cfg.model, resolve=True), norm=dict(plan.norm),
+        model=model, norm=dict(plan.norm),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=cfg.data.num_classes, batch_size_per_device=cfg.data.batch_size_per_device,
         mean=list(cfg.data.mean), std=list(cfg.data.std), multigrid=plan.multigrid)
 
 
+def runtime_of(cfg: DictConfig) -> dict:
+    """``runtime``: how this machine computes the network (``channels_last_3d``, ``compile``)."""
+    return {"channels_last_3d": bool(cfg.runtime.channels_last_3d), "compile": bool(cfg.runtime.compile)}
+
+
 def compiled(module: VideoClassifier, cfg: DictConfig):
-    return torch.compile(module) if cfg.model.get("compile") else module
+    return torch.compile(module) if cfg.runtime.compile else module
 
 
 def module_to_evaluate(cfg: DictConfig, plan: RunPlan) -> tuple[VideoClassifier, dict]:
@@ -158,8 +165,7 @@ def module_to_evaluate(cfg: DictConfig, plan: RunPlan) -> tuple[VideoClassifier,
         init = {"kind": "checkpoint", "file": path.name, "sha256": sha256_of(path),
                 "trained": checkpoint.get(TRAINING_RECORD_KEY), "role": checkpoint_role(checkpoint, path)}
         # this run's way of computing the network, not the training run's (see from_checkpoint)
-        runtime = {"impl": cfg.norm.get("impl", "torch"), "compile": cfg.model.get("compile", False),
-                   "channels_last_3d": cfg.model.get("channels_last_3d", False)}
+        runtime = {"impl": cfg.norm.get("impl", "torch"), **runtime_of(cfg)}
         return VideoClassifier.from_checkpoint(checkpoint, runtime), init
     if not cfg.model.get("pretrained_3d"):
         raise ConfigError("train=false evaluates given weights: set ckpt_path=PATH (a checkpoint of "

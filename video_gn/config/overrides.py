@@ -48,7 +48,9 @@ def _trainer_arguments() -> set[str]:
 
 # keys that moved: what to type instead
 MOVED_KEYS = {"model.gn_groups": "GN's groups are norm.num_groups (G; null = the model's) or "
-                                 "norm.group_size (channels per group)"}
+                                 "norm.group_size (channels per group)",
+              "model.compile": "how the network is computed is runtime.compile",
+              "model.channels_last_3d": "how the network is computed is runtime.channels_last_3d"}
 
 
 def explain_unknown_key(key: str, overrides: list[str]) -> str:

@@ -144,7 +144,7 @@ class VideoClassifier(L.LightningModule):
         """The network a loaded checkpoint of ours describes, with its weights. The checkpoint holds
         the weights: the files it was started from (``pretrained_2d/3d``) need not exist any more.
 
-        How the run computed it (``norm.impl``, ``model.channels_last_3d``, ``model.compile``) is not
+        How the run computed it (``norm.impl``, ``runtime.channels_last_3d``, ``runtime.compile``) is not
         part of the network — the same weights, the same function — so it is not taken from the
         checkpoint (a Triton-trained one still evaluates on a CPU): ``runtime`` gives this machine's
         choices, ``{"impl": ..., "channels_last_3d": ..., "compile": ...}``; default PyTorch's GN,
