@@ -32,17 +32,29 @@ def read_frames(path: str, indices: Sequence[int], backend: str) -> torch.Tensor
         raise ValueError(f"data.decoder={backend!r} is not one of {', '.join(DECODERS)}")
     try:
         frames = _read_decord(path, indices) if backend == "decord" else _read_pyav(path, indices)
-    except DecodeError:
-        raise
-    except Exception as e:  # any library error becomes the file's DecodeError
+    except library_errors() as e:  # what the decoders raise for a file: the file's DecodeError
         raise DecodeError(path, f"{type(e).__name__}: {e}") from None
     return torch.from_numpy(frames)
+
+
+def library_errors() -> tuple[type[BaseException], ...]:
+    """What the decoders raise for a file they cannot read: decord's ``DECORDError`` (every failure
+    of its C++ side), PyAV's ``FFmpegError`` family (damaged data, missing files, unknown formats)
+    and ``OSError``. Nothing wider: a bug of ours keeps its traceback; what a file can do to our own
+    code (no video stream, no frame rate) is a DecodeError raised where it is found."""
+    import av
+    from decord._ffi.base import DECORDError
+
+    return (DECORDError, av.error.FFmpegError, OSError)
 
 
 def _read_decord(path: str, indices: Sequence[int]) -> np.ndarray:
     import decord
 
-    reader = decord.VideoReader(path, num_threads=1)
+    try:
+        reader = decord.VideoReader(path, num_threads=1)
+    except RuntimeError as e:  # decord's own "Error reading <path>..." for a file it cannot open
+        raise DecodeError(path, f"{type(e).__name__}: {e}") from None
     try:
         n = len(reader)
         if max(indices) >= n:
@@ -70,14 +82,20 @@ def _read_pyav(path: str, indices: Sequence[int]) -> np.ndarray:
     wanted = sorted(set(indices))
     frames: dict[int, np.ndarray] = {}
     with av.open(path) as container:
+        if not container.streams.video:
+            raise DecodeError(path, "no video stream")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise DecodeError(path, "no frame rate to map timestamps to frame indices")
         tb, start = stream.time_base, stream.start_time or 0
         for run in _runs(wanted):
             if run[0] > 0:
                 container.seek(start + int(run[0] / rate / tb), stream=stream, backward=True)
             pending = set(run)
             for frame in container.decode(stream):
+                if frame.pts is None:  # no timestamp: its index is unknown, it cannot be a wanted frame
+                    continue
                 index = round(float((frame.pts - start) * tb * rate))
                 if index in pending:
                     frames[index] = frame.to_ndarray(format="rgb24")
