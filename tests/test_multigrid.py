@@ -305,8 +305,8 @@ def test_the_base_epochs_are_a_key_of_their_own(tmp_path):
 
     plan = check_config(compose_config(["multigrid=long", "trainer.max_epochs=10"], output_dir=tmp_path))
     assert plan.schedule.base_epochs == plan.base_epochs == 10 and plan.epochs == 15
-    plan = check_config(compose_config(["multigrid=long", "trainer.max_epochs=10", "multigrid.base_epochs=20"],
-                                       output_dir=tmp_path))
+    both = ["multigrid=long", "trainer.max_epochs=10", "multigrid.base_epochs=20"]
+    plan = check_config(compose_config(both, output_dir=tmp_path))
     assert plan.schedule.base_epochs == 20 and plan.epochs == 30
     with pytest.raises(ConfigError, match="multigrid.base_epochs=0"):
         check_config(compose_config(["multigrid=long", "multigrid.base_epochs=0"], output_dir=tmp_path))

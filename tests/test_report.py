@@ -221,3 +221,28 @@ def test_paired_contrasts_by_seed_with_holm_and_equivalence(tmp_path):
     gn_row = next(r for r in rows if r.startswith("| GN 4−8"))
     assert gn_row.endswith("| equivalent within ±3 |")  # differences of ±0.2 points: within ±3
     assert "Paired contrasts on **final-5 median val**" in md and "Paired contrasts on **test" in md
+
+
+def test_error_plot_is_the_papers_metric_with_its_interval(tmp_path):
+    """The Figure-1 plot's points: clips per device, 100 − the mean over seeds of each run's median of
+    its final 5 validations, and the 95% t-interval's half width (scipy's t quantile)."""
+    import math
+    import statistics
+
+    from scipy import stats
+
+    from video_gn.report.cells import tables
+    from video_gn.report.plots import error_vs_batch_series
+    from video_gn.report.runs import load_runs
+
+    runs = tmp_path / "runs"
+    fake_run(runs, "a", "bn", 32, 8, 0.9, 1.0, seed=0, curve=[0.1, 0.95, 0.96, 0.97, 0.5, 0.99])  # 0.96
+    fake_run(runs, "b", "bn", 32, 8, 0.9, 1.0, seed=1, curve=[0.98] * 5)  # median 0.98
+    fake_run(runs, "c", "bn", 32, 4, 0.9, 1.0, seed=0, curve=[0.9] * 5)  # one seed: no interval
+    (table,) = tables(load_runs([runs])).values()
+    (points,) = error_vs_batch_series(table).values()
+    half = stats.t.ppf(0.975, 1) * statistics.stdev([96.0, 98.0]) / math.sqrt(2)
+    assert [b for b, _, _ in points] == [4, 8]
+    assert points[0][1:] == pytest.approx((10.0, 0.0)) and points[1][1:] == pytest.approx((3.0, half))
+    png = report([runs], tmp_path / "out")["error_plot"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

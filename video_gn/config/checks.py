@@ -142,8 +142,9 @@ def _check_network(cfg: DictConfig) -> torch.nn.Module:
     common = reduce(math.gcd, widths)
     if norm.get("kind") == "gn":
         if norm.get("group_size") is not None and norm.get("num_groups") is not None:
-            raise ConfigError(f"norm.num_groups={norm['num_groups']} and norm.group_size={norm['group_size']}: "
-                              "GN's groups are set one way, give one (G, or channels per group)")
+            raise ConfigError(f"norm.num_groups={norm['num_groups']} and norm.group_size="
+                              f"{norm['group_size']}: GN's groups are set one way, give one (G, or channels "
+                              "per group)")
         if norm.get("num_groups") is None and norm.get("group_size") is None:
             norm = {**norm, "num_groups": default_groups(widths[0])}  # the model's G (build_network's)
         if norm.get("group_size") is not None:

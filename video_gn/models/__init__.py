@@ -87,8 +87,9 @@ def _load(model: ResNet3d, key: str, path, arch: str, norm_kind: str) -> list[st
     if weights.kind == "ours":  # a checkpoint of ours (.ckpt)
         return load_ours(model, path, weights.content)
     if weights.kind != "caffe2":
-        raise WeightsFileError(f"{path} is none of the 3-D networks this takes: a checkpoint of ours (.ckpt), "
-                         "a pytorchvideo / PySlowFast .pyth, or the Non-local release's Caffe2 .pkl")
+        raise WeightsFileError(f"{path} is none of the 3-D networks this takes: a checkpoint of ours "
+                               "(.ckpt), a pytorchvideo / PySlowFast .pyth, or the Non-local release's "
+                               "Caffe2 .pkl")
     blobs = weights.content  # the Non-local release's Caffe2 pickle
     classes = blobs["pred_w"].shape[0] if "pred_w" in blobs else None
     head = classes == model.head.fc.out_features

@@ -151,9 +151,9 @@ def check_norm_matches(blobs: dict[str, np.ndarray], model: nn.Module, source: s
     example = next(k for k in blobs if ("_gn_" if file_kind == "GroupNorm" else "_bn_") in k)
     use = "norm=gn (or a BN file such as R-50.pkl for norm=bn)" if file_kind == "GroupNorm" else \
         "norm=bn or norm=frozen_bn (or a GN file such as R-50-GN.pkl for norm=gn)"
-    raise WeightsFileError(f"{source} holds {file_kind} parameters (e.g. {example}) but the network's norm is "
-                     f"{net_kind} (norm=gn/ln/in build GroupNorm layers): their scale and shift are not "
-                     f"interchangeable; use {use}")
+    raise WeightsFileError(f"{source} holds {file_kind} parameters (e.g. {example}) but the network's "
+                           f"norm is {net_kind} (norm=gn/ln/in build GroupNorm layers): their scale and "
+                           f"shift are not interchangeable; use {use}")
 
 
 def _fold_missing_bn_statistics(state: dict, target: dict, model: nn.Module) -> None:

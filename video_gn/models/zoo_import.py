@@ -130,12 +130,12 @@ def load_zoo(model: nn.Module, path: str | Path, arch: str, state: dict[str, tor
     state = zoo_state_or_none(path) if state is None else state
     if state is None:
         raise WeightsFileError(f"{path}: not a pytorchvideo or PySlowFast checkpoint (no model_state with "
-                         "blocks.0.conv.weight or s1.pathway0_stem.conv.weight)")
+                               "blocks.0.conv.weight or s1.pathway0_stem.conv.weight)")
     found = zoo_architecture(state)
     if arch != found:
         what, config = ZOO_MODELS[found]
-        raise WeightsFileError(f"{path} holds a {layout_of(state)} {what}, which model.arch={arch} cannot take: "
-                         f"use model={config}")
+        raise WeightsFileError(f"{path} holds a {layout_of(state)} {what}, which model.arch={arch} "
+                               f"cannot take: use model={config}")
     mapping = zoo_key_map(state)
     target = model.state_dict()
     fresh_norms = norm_kind not in ("bn", "syncbn", "frozen_bn")
@@ -156,7 +156,7 @@ def load_zoo(model: nn.Module, path: str | Path, arch: str, state: dict[str, tor
                      if not (fresh_norms and _is_norm_key(k))]
     if not match.ok():
         raise WeightsFileError("\n".join([f"{path} does not match the network:",
-                                    *match.lines(lambda ours: zoo_file_name(ours, state))]))
+                                          *match.lines(lambda ours: zoo_file_name(ours, state))]))
     model.load_state_dict(match.state, strict=False)
     if not head:
         log.warning("%s: its classifier (%d classes) is replaced by a new one for this network's %d "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import UserError, one_line_errors
 from .cells import tables
-from .plots import plot_accuracy_vs_batch, plot_training_curves, run_plots
+from .plots import plot_accuracy_vs_batch, plot_error_vs_batch, plot_training_curves, run_plots
 from .runs import load_runs
 from .writers import write_csv, write_markdown
 
@@ -34,10 +34,12 @@ def report(paths: list[Path], out: Path) -> dict[str, Path]:
         raise UserError(f"no run under {', '.join(map(str, paths))} has a test or validation result")
     out.mkdir(parents=True, exist_ok=True)
     files = {"markdown": out / "table8.md", "csv": out / "table8.csv",
-             "accuracy_plot": out / "accuracy_vs_batch.png", "curves_plot": out / "val_top1_curves.png"}
+             "accuracy_plot": out / "accuracy_vs_batch.png", "error_plot": out / "val_error_vs_batch.png",
+             "curves_plot": out / "val_top1_curves.png"}
     write_markdown(all_tables, files["markdown"])
     write_csv(all_tables, files["csv"])
     plot_accuracy_vs_batch(all_tables, files["accuracy_plot"])
+    plot_error_vs_batch(all_tables, files["error_plot"])
     plot_training_curves(runs, files["curves_plot"])
     if len(runs) == 1:  # one run: its per-class results
         files.update(run_plots(runs[0], out))

@@ -1,4 +1,5 @@
-"""PNG plots of the report: top-1 vs clips per device (95% intervals over seeds), val top-1 per epoch,
+"""PNG plots of the report: top-1 vs clips per device (95% intervals over seeds), the paper's
+Figure 1 on its own metric (error of the final-5 median vs clips per device), val top-1 per epoch,
 and for one run its confusion matrix and per-class top-1 (from ``predictions.csv``).
 """
 
@@ -50,6 +51,49 @@ def plot_accuracy_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path:
                      f"{context.devices} device(s), {context.max_epochs} epochs\n"
                      + textwrap.fill(f"{context.protocol}; mean over seeds, 95% CI", 75), fontsize=8)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def error_vs_batch_series(table: dict[CellKey, Cell]) -> dict[str, list[tuple[int, float, float]]]:
+    """Per norm and clip setting: (clips per device, mean error %, 95% t-interval half width) of the
+    median of the final 5 validations (100 − top-1), over the runs that trained (an evaluation of a
+    checkpoint, e.g. precise BN, has no validations of its own)."""
+    series = {}
+    for norm in norm_order({k[0] for k in table}):
+        for f, s in sorted({(k[1], k[2]) for k in table if k[0] == norm}):
+            points = []
+            for key, cell in sorted((k, c) for k, c in table.items() if k[:3] == (norm, f, s)):
+                final5 = cell.other_protocol("final5")
+                if final5 is not None:
+                    points.append((key[3], 100 - final5.mean(), _ci_half_widths([final5])[0]))
+            if points:
+                series[f"{norm.upper()}, {f}×{s} frames"] = points
+    return series
+
+
+def plot_error_vs_batch(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> None:
+    """The GN paper's Figure 1 on the paper's metric: error (100 − the median of the final 5
+    validations' top-1) vs clips per device, mean over seeds with its 95% t-interval, log scale (near
+    the ceiling error is what differs); one panel per context."""
+    n = len(all_tables)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.2), squeeze=False)
+    for ax, (context, table) in zip(axes[0], all_tables.items(), strict=True):
+        for label, points in error_vs_batch_series(table).items():
+            batches, errors, half = (list(v) for v in zip(*points, strict=True))
+            below = [min(h, 0.9 * e) for h, e in zip(half, errors, strict=True)]  # log axis: stay > 0
+            ax.errorbar(batches, errors, yerr=[below, half], marker="o", capsize=4, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        batches = sorted({k[3] for k in table})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_xlabel("clips per device")
+        ax.set_ylabel("val error (%), median of the final 5 epochs")
+        ax.set_title(f"{context.dataset}, {context.arch}, {context.devices} device(s), {context.max_epochs} "
+                     "epochs\nthe paper's metric; mean over seeds, 95% CI", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
