@@ -179,14 +179,18 @@ def test_the_papers_final5_median_and_the_final_weights_stand_beside_best_by_val
     fake_run(sweep, "c", "gn", 32, 8, 0.64, 0.9, seed=0, curve=[0.3, 0.64], final_test=None)  # 2 validations
     files = report([sweep], tmp_path / "out")
     md = files["markdown"].read_text().splitlines()
-    assert "| BN, final-5 median val | 60.0 ± 7.1 (n=2) |" in md  # mean of 65 and 55, std 7.07
-    assert "| BN, final weights, test | 62.0 ± 5.7 (n=2) |" in md  # mean of 66 and 58
+    # mean of 65 and 55, std 7.07, 95% interval 60 ± t(.975, 1 df) 12.706 * 7.07 / sqrt(2) = 60 ± 63.5
+    assert "| BN, final-5 median val | 60.0 ± 7.1 [-3.5, 123.5] (n=2) |" in md
+    assert "| BN, final weights, test | 62.0 ± 5.7 [11.2, 112.8] (n=2) |" in md  # 66, 58: 62 ± 12.706 * 4
     assert "| GN, final-5 median val | 47.0 |" in md  # median of its only two: (30 + 64) / 2
     assert not any(line.startswith("| GN, final weights") for line in md)  # no run has it
     assert md[0].endswith(f"multi-view test: {K400_TEST}")  # the main table names its checkpoint rule
     with files["csv"].open() as f:
         rows = {r["norm"]: r for r in csv.DictReader(f)}
     assert float(rows["bn"]["final5_median_val_top1_mean"]) == 60.0
+    assert float(rows["bn"]["final5_median_val_top1_ci_low"]) == pytest.approx(60 - 12.7062 * 5, abs=1e-3)
+    assert float(rows["bn"]["top1_ci_high"]) == pytest.approx(65 + 12.7062 * 5, abs=1e-3)  # test 70, 60
+    assert rows["gn"]["top1_ci_low"] == "" and rows["gn"]["final5_median_val_top1_ci_low"] == ""  # n = 1
     assert float(rows["bn"]["final_test_top1_mean"]) == 62.0 and rows["gn"]["final_test_top1_mean"] == ""
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .cells import PAPER_TABLE8, Cell, CellKey, Context, convergence, norm_differences, norm_order, verdicts
 from .contrasts import contrast_lines
+from .stats import t_interval
 
 
 def _fmt(cell: Cell | None) -> str:
@@ -61,7 +62,8 @@ def write_markdown(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -
         lines += contrast_lines(table)
         header, rows = other_protocol_rows(table)
         if rows:
-            lines.append("The GN paper's protocol beside ours (top-1 %, mean ± std (n)): **final-5 "
+            lines.append("The GN paper's protocol beside ours (top-1 %, mean ± std [95% t-interval of "
+                         "the mean] (n)): **final-5 "
                          "median val** — the median of each run's last 5 validations (1 centre view on "
                          "the val split; no epoch picked); **final weights, test** — the last checkpoint "
                          "under this table's test protocol (no checkpoint picked on val).")
@@ -87,7 +89,10 @@ OTHER_PROTOCOLS = (("final5", "final-5 median val"), ("final_test", "final weigh
 
 
 def _fmt_top1(cell: Cell) -> str:
-    return f"{cell.mean():.1f}" if cell.n == 1 else f"{cell.mean():.1f} ± {cell.std():.1f} (n={cell.n})"
+    if cell.n == 1:
+        return f"{cell.mean():.1f}"
+    e = t_interval(cell.top1)
+    return f"{e.mean:.1f} ± {e.sd:.1f} [{e.low:.1f}, {e.high:.1f}] (n={e.n})"
 
 
 def other_protocol_rows(table: dict[CellKey, Cell]) -> tuple[list[str], list[list[str]]]:
@@ -122,8 +127,9 @@ def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> Non
         w.writerow(["dataset", "arch", "init", "devices", "max_epochs", "protocol", "norm",
                     "frames_per_clip", "frame_stride", "batch_size_per_device", "top1_mean", "top1_std",
                     "top5_mean", "top5_std", "n", "seeds", "wall_time_s_mean", "paper_top1", "paper_top5",
-                    "final5_median_val_top1_mean", "final5_median_val_top1_std", "final_test_top1_mean",
-                    "final_test_top1_std", "run_dirs"])
+                    "final5_median_val_top1_mean", "final5_median_val_top1_std",
+                    "final5_median_val_top1_ci_low", "final5_median_val_top1_ci_high", "final_test_top1_mean",
+                    "final_test_top1_std", "top1_ci_low", "top1_ci_high", "run_dirs"])
         for context, table in all_tables.items():
             for (norm, frames, stride, batch), c in sorted(table.items()):
                 paper = PAPER_TABLE8.get((frames, stride, batch), {}).get(norm) \
@@ -133,11 +139,17 @@ def write_csv(all_tables: dict[Context, dict[CellKey, Cell]], path: Path) -> Non
                             round(c.mean(), 3), round(c.std(), 3), round(c.mean("top5"), 3),
                             round(c.std("top5"), 3), c.n, ";".join(map(str, c.seeds)),
                             round(sum(c.wall_times) / c.n, 1), paper[0] if paper else "",
-                            paper[1] if paper else "", *_mean_std(c.other_protocol("final5")),
-                            *_mean_std(c.other_protocol("final_test")), ";".join(c.run_dirs)])
+                            paper[1] if paper else "", *_mean_std_ci(c.other_protocol("final5")),
+                            *_mean_std_ci(c.other_protocol("final_test"))[:2], *_mean_std_ci(c)[2:],
+                            ";".join(c.run_dirs)])
 
 
-def _mean_std(cell: Cell | None) -> tuple:
-    return ("", "") if cell is None else (round(cell.mean(), 3), round(cell.std(), 3))
+def _mean_std_ci(cell: Cell | None) -> tuple:
+    """Top-1 mean, std and the 95% t-interval of the mean (blank where undefined: no cell, n = 1)."""
+    if cell is None:
+        return ("", "", "", "")
+    e = t_interval(cell.top1)
+    ci = ("", "") if e.low is None else (round(e.low, 3), round(e.high, 3))
+    return (round(cell.mean(), 3), round(cell.std(), 3), *ci)
 
 
