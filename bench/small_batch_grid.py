@@ -199,29 +199,38 @@ def _job(folder: Path, overrides: list[str], log) -> bool:
 
 
 def rerun_noise(grid: Path, rerun: Path) -> str:
-    """The repeated cell against the grid's: per seed the final-5 median val and the test top-1 of
-    both runs and their difference (what a numerical perturbation alone moves), as a Markdown table."""
+    """The repeated cell against the grid's: per seed the final-5 median val and the test top-1 (of
+    the best-by-val checkpoint and of the final weights) of both runs and their difference (what a numerical perturbation alone moves), as a Markdown table;
+    its precise-BN re-evaluations likewise (test only: they do not validate)."""
     import json
+    import re
     import statistics
+    from collections import defaultdict
 
-    lines = ["| cell | seed | final-5 median val: grid / rerun / diff | test top-1: grid / rerun / diff |",
-             "|---|---|---|---|"]
-    diffs = {"final5_median_val_top1": [], "test_top1": []}
+    keys = ("final5_median_val_top1", "test_top1", "final_test_top1")
+    lines = ["| cell | seed | final-5 median val: grid / rerun / diff | test top-1 (best checkpoint): grid / "
+             "rerun / diff | test top-1 (final weights): grid / rerun / diff |", "|---|---|---|---|---|"]
+    diffs = defaultdict(list)  # (cell, key) -> rerun - grid, points
     for again in sorted(rerun.glob("*/results.json")):
         first = grid / again.parent.name / "results.json"
         if not first.is_file():
             continue
         a, b = json.loads(first.read_text()), json.loads(again.read_text())
-        cells = []
-        for key, d in diffs.items():
-            d.append(100 * (b[key] - a[key]))
-            cells.append(f"{100 * a[key]:.1f} / {100 * b[key]:.1f} / {d[-1]:+.1f}")
-        name, seed = again.parent.name.rsplit("_s", 1)
-        lines.append(f"| {name} | {seed} | {' | '.join(cells)} |")
-    for key, d in diffs.items():
+        cell, seed, precise = re.fullmatch(r"(.*)_s(\d+)(_precise)?", again.parent.name).groups()
+        cell += precise or ""
+        texts = []
+        for key in keys:
+            if a.get(key) is None or b.get(key) is None:
+                texts.append("–")
+                continue
+            diffs[cell, key].append(100 * (b[key] - a[key]))
+            texts.append(f"{100 * a[key]:.1f} / {100 * b[key]:.1f} / {diffs[cell, key][-1]:+.1f}")
+        lines.append(f"| {cell} | {seed} | {' | '.join(texts)} |")
+    for (cell, key), d in diffs.items():
         if len(d) > 1:
-            lines.append(f"\n{key}: n = {len(d)}, mean |diff| {statistics.mean(map(abs, d)):.2f} points, "
-                         f"sd of the differences {statistics.stdev(d):.2f}, largest {max(map(abs, d)):.1f}")
+            lines.append(f"\n{cell}, {key}: n = {len(d)}, mean |diff| {statistics.mean(map(abs, d)):.2f} "
+                         f"points, sd of the differences {statistics.stdev(d):.2f}, largest "
+                         f"{max(map(abs, d)):.1f}")
     return "\n".join(lines)
 
 

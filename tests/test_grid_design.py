@@ -57,9 +57,15 @@ def test_rerun_noise_pairs_the_repeated_cell_by_seed(tmp_path):
             run.mkdir(parents=True)
             val, test = values[2 * seed], values[2 * seed + 1]
             (run / "results.json").write_text(json.dumps({"final5_median_val_top1": val, "test_top1": test}))
+            precise = tmp_path / folder / f"bn_8x2_b8_s{seed}_precise"  # a re-evaluation: no validations
+            precise.mkdir()
+            (precise / "results.json").write_text(json.dumps({"final5_median_val_top1": None,
+                                                              "test_top1": test + 0.001 * (folder == "rerun")}))
     table = small_batch_grid.rerun_noise(tmp_path / "grid", tmp_path / "rerun")
-    assert "| bn_8x2_b8 | 0 | 98.5 / 97.5 / -1.0 | 98.0 / 98.0 / +0.0 |" in table
-    assert "| bn_8x2_b8 | 1 | 99.0 / 99.2 / +0.2 | 98.2 / 98.2 / +0.0 |" in table
+    assert "| bn_8x2_b8_precise | 0 | – | 98.0 / 98.1 / +0.1 | – |" in table
+    assert "| bn_8x2_b8 | 0 | 98.5 / 97.5 / -1.0 | 98.0 / 98.0 / +0.0 | – |" in table
+    assert "| bn_8x2_b8 | 1 | 99.0 / 99.2 / +0.2 | 98.2 / 98.2 / +0.0 | – |" in table
     # differences -1.0 and +0.2: mean |diff| 0.6, sd 0.85 (= 1.2 / sqrt 2)
-    assert ("final5_median_val_top1: n = 2, mean |diff| 0.60 points, sd of the differences 0.85, "
-            "largest 1.0") in table
+    assert ("bn_8x2_b8, final5_median_val_top1: n = 2, mean |diff| 0.60 points, sd of the differences "
+            "0.85, largest 1.0") in table
+    assert "bn_8x2_b8_precise, test_top1: n = 2, mean |diff| 0.10 points, sd of the differences 0.00" in table
