@@ -200,8 +200,9 @@ def _job(folder: Path, overrides: list[str], log) -> bool:
 
 def rerun_noise(grid: Path, rerun: Path) -> str:
     """The repeated cell against the grid's: per seed the final-5 median val and the test top-1 (of
-    the best-by-val checkpoint and of the final weights) of both runs and their difference (what a numerical perturbation alone moves), as a Markdown table;
-    its precise-BN re-evaluations likewise (test only: they do not validate)."""
+    the best-by-val checkpoint and of the final weights) of both runs and their difference (what a
+    numerical perturbation alone moves), as a Markdown table; its precise-BN re-evaluations likewise
+    (test only: they do not validate)."""
     import json
     import re
     import statistics
