@@ -60,7 +60,8 @@ def test_rerun_noise_pairs_the_repeated_cell_by_seed(tmp_path):
             precise = tmp_path / folder / f"bn_8x2_b8_s{seed}_precise"  # a re-evaluation: no validations
             precise.mkdir()
             moved = test + 0.001 * (folder == "rerun")
-            (precise / "results.json").write_text(json.dumps({"final5_median_val_top1": None, "test_top1": moved}))
+            no_val = {"final5_median_val_top1": None, "test_top1": moved}
+            (precise / "results.json").write_text(json.dumps(no_val))
     table = small_batch_grid.rerun_noise(tmp_path / "grid", tmp_path / "rerun")
     assert "| bn_8x2_b8_precise | 0 | – | 98.0 / 98.1 / +0.1 | – |" in table
     assert "| bn_8x2_b8 | 0 | 98.5 / 97.5 / -1.0 | 98.0 / 98.0 / +0.0 | – |" in table
