@@ -76,3 +76,13 @@ def test_one_channel_per_group_is_a_one_line_warning_naming_the_layer(capsys):
     for kind in ("in", "ln", "bn"):  # IN is one channel per group on purpose
         check_config(compose_config([f"norm={kind}"]))
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.heavy
+def test_summary_names_a_bad_format_in_one_line(tmp_path):
+    """What the user types, from another folder: a one-line error naming the key, no traceback."""
+    done = subprocess.run([sys.executable, "-m", "video_gn.summary", "summary.format=yaml"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "summary.format='yaml' is not one of table, json" in done.stderr
+    assert "Traceback" not in done.stderr

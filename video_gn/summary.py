@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from video_gn.config.checks import check_config
 from video_gn.config.classes import settle_num_classes
-from video_gn.errors import one_line_errors
+from video_gn.errors import ConfigError, one_line_errors
 from video_gn.models import build_network
 from video_gn.models.norm import instance_norm_warning, norm_layers
 from video_gn.ops.saved_bytes import saved_bytes
@@ -166,9 +166,9 @@ def format_multigrid(m: dict) -> list[str]:
 @hydra.main(version_base="1.3", config_path="pkg://video_gn.conf", config_name="summary")
 def main(cfg: DictConfig) -> None:
     fmt = cfg.summary.format
-    if fmt not in ("table", "json"):
-        raise ValueError(f"summary.format={fmt!r} is not one of table, json")
     with one_line_errors():
+        if fmt not in ("table", "json"):
+            raise ConfigError(f"summary.format={fmt!r} is not one of table, json")
         settle_num_classes(cfg)  # data=folder: the class count of the prepared dataset
         plan = check_config(cfg)  # the values a training run would refuse, refused here too
     s = summarize(cfg, plan)
