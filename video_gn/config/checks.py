@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.datamodule import SHORT_VIDEOS
 from ..data.decode import DECODERS
 from ..errors import ConfigError
-from ..models import build_network
-from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, default_groups, instance_norm_warning
+from ..models import build_network, model_gn_groups
+from ..models.norm import GN_IMPLS, NORM_KINDS, NormLayer, NormSpec, instance_norm_warning
 from ..plan import RunPlan, plan_run
 from ..training.multigrid import BN_STATISTICS
 from ..training.multigrid import KINDS as MULTIGRID_KINDS
@@ -146,7 +146,7 @@ def _check_network(cfg: DictConfig) -> torch.nn.Module:
                               f"{norm['group_size']}: GN's groups are set one way, give one (G, or channels "
                               "per group)")
         if norm.get("num_groups") is None and norm.get("group_size") is None:
-            norm = {**norm, "num_groups": default_groups(widths[0])}  # the model's G (build_network's)
+            norm = {**norm, "num_groups": model_gn_groups(model, cfg.data.num_classes)}  # the plan's G
         if norm.get("group_size") is not None:
             size = norm["group_size"]
             if not isinstance(size, int) or size < 1 or common % size:
